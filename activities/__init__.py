@@ -1,0 +1,1 @@
+"""Every side effect a workflow needs: operation dispatch to plugins, store writes, events."""

@@ -1,0 +1,1 @@
+"""TOSCA blueprints: loading, validation, the type library, the Plan model and the compiler."""

@@ -1,0 +1,5 @@
+"""The ansible plugin (being built)."""
+
+from tempano.plugins.contract import Plugin
+
+plugin = Plugin("ansible")

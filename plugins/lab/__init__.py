@@ -1,0 +1,5 @@
+"""The lab plugin (being built)."""
+
+from tempano.plugins.contract import Plugin
+
+plugin = Plugin("lab")

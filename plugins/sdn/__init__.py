@@ -1,0 +1,5 @@
+"""The sdn plugin (being built)."""
+
+from tempano.plugins.contract import Plugin
+
+plugin = Plugin("sdn")

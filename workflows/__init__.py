@@ -1,0 +1,1 @@
+"""Deterministic Temporal workflow code: deployments, executions, and the public workflow API."""
