@@ -94,6 +94,21 @@ class InstanceView:
         return dict(self._writes)
 
 
+@dataclass(frozen=True)
+class Relationship:
+    """A relationship of the node instance to another instance (a filled requirement)."""
+
+    name: str
+    """The requirement name (``host``, ``link``, ``binding``, ``dependency``...)."""
+    type: str
+    type_hierarchy: tuple[str, ...]
+    target: InstanceView
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def is_a(self, type_name: str) -> bool:
+        return type_name == self.type or type_name in self.type_hierarchy
+
+
 class OperationContext(abc.ABC):
     """Everything a plugin operation may use. Implemented by the activity layer (and by test harnesses)."""
 
@@ -108,6 +123,10 @@ class OperationContext(abc.ABC):
     attempt: int
     instance: InstanceView
     """The node instance the operation runs on (the relationship's source for relationship operations)."""
+    host: InstanceView | None = None
+    """The instance this one is hosted on (``tosca.relationships.HostedOn``), if any."""
+    relationships: tuple[Relationship, ...] = ()
+    """The instance's outgoing relationships, each with the target instance's current attributes."""
     source: InstanceView | None = None
     target: InstanceView | None = None
     """For relationship operations: both ends. ``instance`` is the side the operation runs on."""
@@ -128,6 +147,14 @@ class OperationContext(abc.ABC):
     def set_attribute(self, name: str, value: Any) -> None:
         """Set a runtime attribute of the node instance (persisted when the operation succeeds)."""
         self.instance.set_attribute(name, value)
+
+    def targets(self, type_name: str | None = None, *, node_type: str | None = None) -> list[InstanceView]:
+        """Targets of the outgoing relationships, filtered by relationship type and/or target node type."""
+        return [
+            r.target
+            for r in self.relationships
+            if (type_name is None or r.is_a(type_name)) and (node_type is None or r.target.is_a(node_type))
+        ]
 
     @abc.abstractmethod
     def record_resource(

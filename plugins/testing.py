@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tempano.plugins.contract import InstanceView, OperationContext, Resource
+from tempano.plugins.contract import InstanceView, OperationContext, Relationship, Resource
 
 
 class LocalContext(OperationContext):
@@ -25,6 +25,8 @@ class LocalContext(OperationContext):
         plugin: str = "test",
         ledger: list[Resource] | None = None,
         secrets: Mapping[str, str] | None = None,
+        host: InstanceView | None = None,
+        relationships: tuple[Relationship, ...] = (),
         source: InstanceView | None = None,
         target: InstanceView | None = None,
         blueprint_dir: Path | None = None,
@@ -41,6 +43,8 @@ class LocalContext(OperationContext):
         self.plugin = plugin
         self.ledger = ledger if ledger is not None else []
         self.secrets = dict(secrets or {})
+        self.host = host
+        self.relationships = relationships
         self.source = source
         self.target = target
         self.blueprint_dir = blueprint_dir
