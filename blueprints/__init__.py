@@ -1,5 +1,15 @@
 """TOSCA blueprints: loading, validation, the type library, the Plan model and the compiler."""
 
+from tempano.blueprints._api import compile, compile_path
+from tempano.blueprints._blueprint import Blueprint, load
+from tempano.blueprints._errors import (
+    BlueprintCompileError,
+    BlueprintError,
+    BlueprintLoadError,
+    ErrorDetail,
+    InputError,
+)
+from tempano.blueprints._inputs import bind_inputs
 from tempano.blueprints.functions import FunctionError, Resolver, evaluate, has_runtime_functions, has_secret
 from tempano.blueprints.plan import (
     INSTALL_PHASES,
@@ -7,9 +17,11 @@ from tempano.blueprints.plan import (
     RELATIONSHIP_PHASE_OPERATIONS,
     UNINSTALL_PHASES,
     ImperativeWorkflow,
+    InputSpec,
     Instances,
     NodeSpec,
     OperationSpec,
+    OutputSpec,
     Plan,
     RelationshipSpec,
     RetryPolicy,
@@ -23,11 +35,19 @@ __all__ = [
     "NODE_PHASE_OPERATIONS",
     "RELATIONSHIP_PHASE_OPERATIONS",
     "UNINSTALL_PHASES",
+    "Blueprint",
+    "BlueprintCompileError",
+    "BlueprintError",
+    "BlueprintLoadError",
+    "ErrorDetail",
     "FunctionError",
     "ImperativeWorkflow",
+    "InputError",
+    "InputSpec",
     "Instances",
     "NodeSpec",
     "OperationSpec",
+    "OutputSpec",
     "Plan",
     "RelationshipSpec",
     "Resolver",
@@ -35,7 +55,11 @@ __all__ = [
     "ScalingGroup",
     "Step",
     "WorkflowGraph",
+    "bind_inputs",
+    "compile",
+    "compile_path",
     "evaluate",
     "has_runtime_functions",
     "has_secret",
+    "load",
 ]

@@ -1,0 +1,36 @@
+"""The compiler's public functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tempano.blueprints._blueprint import Blueprint, load
+from tempano.blueprints._compiler import compile_blueprint
+from tempano.blueprints._inputs import bind_inputs
+from tempano.blueprints._plugins import has_operation as installed_operation
+from tempano.blueprints.plan import Plan
+
+
+def compile(
+    blueprint: Blueprint, *, has_operation: Callable[[str], bool] | None = installed_operation
+) -> Plan:
+    """Compile a loaded blueprint into a plan; inputs stay symbolic (``{"get_input": name}``).
+
+    ``has_operation`` says whether a plugin operation reference exists (default: the installed plugins);
+    None skips that check.
+    """
+    return compile_blueprint(blueprint, has_operation=has_operation)
+
+
+def compile_path(
+    path: str | Path,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    allow_remote_imports: bool = False,
+    has_operation: Callable[[str], bool] | None = installed_operation,
+) -> Plan:
+    """Load and compile a blueprint, and bind ``inputs`` when given."""
+    plan = compile(load(path, allow_remote_imports=allow_remote_imports), has_operation=has_operation)
+    return bind_inputs(plan, inputs) if inputs is not None else plan

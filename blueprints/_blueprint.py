@@ -1,0 +1,177 @@
+"""``load``: a blueprint file, directory or CSAR into a validated :class:`Blueprint`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tempano.blueprints._errors import BlueprintCompileError, BlueprintLoadError, ErrorDetail
+from tempano.blueprints._loader import (
+    ROOT_FILE_NAMES,
+    TYPE_SECTIONS,
+    ImportResolver,
+    SourceSet,
+    display_name,
+    library_sources,
+    read_document,
+)
+from tempano.blueprints._normalize import normalize_for_parser
+from tempano.blueprints._tosca import quoted_names, run_parser
+from tempano.blueprints._yaml import DEFAULT_LIMITS, Limits, Path_, PositionMap, YamlDocument
+
+
+@dataclass
+class Blueprint:
+    """A loaded, TOSCA-validated blueprint: its files, positions, merged types and tosca-parser's template."""
+
+    root_file: Path
+    """The root YAML file on disk."""
+    base_dir: Path
+    """Artifacts (playbooks, scripts) are relative to this directory."""
+    file: str
+    """The root file's name in messages."""
+    document: YamlDocument
+    """The root document as written (data and positions)."""
+    sources: SourceSet
+    """Every document read (root, imports, type library) and every type definition by name."""
+    tosca: Any
+    """tosca-parser's ToscaTemplate for the validated template."""
+    archive: Path | None = None
+    """The CSAR this blueprint came from, if any (``base_dir`` then holds its extracted content)."""
+
+    @property
+    def template(self) -> Mapping[str, Any]:
+        data = self.document.data
+        return data if isinstance(data, Mapping) else {}
+
+    @property
+    def positions(self) -> PositionMap:
+        return self.document.positions
+
+    def detail(self, path: Path_, message: str, entity: str = "") -> ErrorDetail:
+        """An error located at ``path`` of the root document."""
+        return self.positions.detail(path, message, entity)
+
+
+def load(
+    path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Blueprint:
+    """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
+    given = Path(path)
+    if given.is_dir():
+        return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=False)
+    if not given.exists():
+        raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
+    if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
+        from tempano.blueprints._csar import extract_csar
+
+        extracted, root = extract_csar(given, limits)
+        blueprint = _load_file(root, extracted, allow_remote_imports, limits, confine=True)
+        blueprint.archive = given
+        return blueprint
+    return _load_file(given, given.parent, allow_remote_imports, limits, confine=False)
+
+
+def _looks_like_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def _root_in_directory(directory: Path) -> Path:
+    for name in ROOT_FILE_NAMES:
+        if (directory / name).is_file():
+            return directory / name
+    candidates = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "tosca_definitions_version" in head and "topology_template" in head:
+            candidates.append(path)
+    if len(candidates) == 1:
+        return candidates[0]
+    names = ", ".join(p.name for p in candidates) or "none"
+    raise BlueprintLoadError(
+        [
+            ErrorDetail(
+                f"cannot tell which YAML file is the blueprint (candidates: {names}); "
+                f"name it {ROOT_FILE_NAMES[0]} or pass the file itself",
+                display_name(directory),
+            )
+        ]
+    )
+
+
+def _load_file(root: Path, base_dir: Path, allow_remote: bool, limits: Limits, *, confine: bool) -> Blueprint:
+    sources = library_sources()
+    display = display_name(root)
+    document = read_document(root, display, limits, sources)
+    if not isinstance(document.data, Mapping):
+        raise BlueprintLoadError(
+            [
+                ErrorDetail(
+                    "the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1
+                )
+            ]
+        )
+    sources.documents[display] = document
+    resolver = ImportResolver(
+        sources, base_dir=base_dir, confine=confine, allow_remote=allow_remote, limits=limits
+    )
+    resolver.resolve(document, root.resolve())
+    # The root's own types win over imported ones, which win over the library.
+    sources.add_types(document)
+    if sources.errors:
+        raise BlueprintLoadError(sources.errors)
+    blueprint = Blueprint(root.resolve(), base_dir.resolve(), display, document, sources, None)
+    parser_input = _parser_input(document.data, sources)
+    tosca, errors = run_parser(parser_input, lambda message: locate(blueprint, message))
+    if errors:
+        raise BlueprintCompileError(errors)
+    blueprint.tosca = tosca
+    return blueprint
+
+
+def _parser_input(data: Mapping[str, Any], sources: SourceSet) -> dict[str, Any]:
+    """The template as tosca-parser should see it: every type inlined, imports and workflows removed."""
+    template = {k: v for k, v in data.items() if k not in {"imports", "repositories", *TYPE_SECTIONS}}
+    for type_def in sources.types.values():
+        template.setdefault(type_def.section, {})[type_def.name] = type_def.definition
+    topology = template.get("topology_template")
+    if isinstance(topology, Mapping):
+        # tosca-parser 2.15 has no support for workflows: the compiler handles them.
+        template["topology_template"] = {k: v for k, v in topology.items() if k != "workflows"}
+    # tosca-parser edits some of what it is given: it gets its own copy, ours stays as written.
+    return normalize_for_parser(copy.deepcopy(template))
+
+
+_TOPOLOGY_SECTIONS = ("node_templates", "inputs", "outputs", "groups", "relationship_templates")
+
+
+def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
+    """Place a tosca-parser message at the entity it names (it gives no positions of its own)."""
+    topology = blueprint.template.get("topology_template")
+    topology = topology if isinstance(topology, Mapping) else {}
+    for name in quoted_names(message):
+        for section in _TOPOLOGY_SECTIONS:
+            entries = topology.get(section)
+            if isinstance(entries, Mapping) and name in entries:
+                return blueprint.detail(("topology_template", section, name), message, name)
+        policies = topology.get("policies")
+        if isinstance(policies, list):
+            for index, policy in enumerate(policies):
+                if isinstance(policy, Mapping) and name in policy:
+                    return blueprint.detail(("topology_template", "policies", index, name), message, name)
+        type_def = blueprint.sources.types.get(name)
+        if type_def is not None:
+            doc = blueprint.sources.documents.get(type_def.file)
+            if doc is not None:
+                return doc.positions.detail(type_def.path, message, name)
+    return blueprint.detail((), message)

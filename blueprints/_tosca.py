@@ -1,0 +1,74 @@
+"""Running tosca-parser on data we loaded, and turning everything it raises into located errors.
+
+tosca-parser keeps its errors in a process-global collector, so runs are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from toscaparser.common.exception import ExceptionCollector
+from toscaparser.tosca_template import ToscaTemplate
+
+from tempano.blueprints._errors import ErrorDetail
+
+_LOCK = threading.Lock()
+_QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
+
+logging.getLogger("tosca").addHandler(logging.NullHandler())
+logging.getLogger("tosca").propagate = False
+
+
+class _Template(ToscaTemplate):  # type: ignore[misc]
+    """ToscaTemplate that leaves error reporting to us and accepts unfilled requirements."""
+
+    def _validate_relationship_occurences(self) -> None:
+        # Since tosca-parser 2.13 every requirement a type declares must be filled, which rejects ETSI SOL001
+        # VNFDs that leave e.g. virtual_link unfilled on purpose; TOSCA lets an orchestrator fill them.
+        return None
+
+    def verify_template(self) -> None:
+        # The collected exceptions are read by run_parser, one by one, instead of one joined message.
+        return None
+
+
+Locator = Callable[[str], ErrorDetail]
+
+
+def run_parser(template: Mapping[str, Any], locate: Locator) -> tuple[Any, list[ErrorDetail]]:
+    """Validate ``template`` with tosca-parser: its ToscaTemplate (None if it crashed) and the errors."""
+    with _LOCK:
+        try:
+            parsed = _Template(yaml_dict_tpl=template)
+            problems = [_describe(exc) for exc in ExceptionCollector.getExceptions()]
+        except RecursionError:
+            parsed, problems = None, ["the template's definitions refer to each other in a loop (recursion)"]
+        except Exception as exc:
+            collected = [_describe(e) for e in ExceptionCollector.getExceptions()]
+            parsed, problems = None, [*collected, _crash(exc)]
+        finally:
+            ExceptionCollector.stop()
+            ExceptionCollector.clear()
+    return parsed, [locate(p) for p in dict.fromkeys(problems)]
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _crash(exc: BaseException) -> str:
+    detail = _describe(exc)
+    return (
+        f"tosca-parser could not process this template ({type(exc).__name__}: {detail}); this is usually a "
+        "malformed definition near the named entity: check its keys and value types"
+    )
+
+
+def quoted_names(message: str) -> list[str]:
+    """Names quoted in a tosca-parser message, in order."""
+    return [a or b for a, b in _QUOTED.findall(message)]

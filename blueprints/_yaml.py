@@ -1,0 +1,221 @@
+"""YAML loading that keeps source positions and refuses hostile input.
+
+tosca-parser reports no lines, so every document is loaded here once, with libyaml's C parser when present,
+into plain Python data plus a :class:`PositionMap` from each key path to its line and column. The same data is
+then handed to tosca-parser (never re-read from disk), which also saves it a second YAML parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
+
+Path_ = tuple[str | int, ...]
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_KNOWN_SCALARS = {
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:binary",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile blueprint from exhausting memory or time."""
+
+    max_file_bytes: int = 32 * 1024 * 1024
+    max_total_bytes: int = 128 * 1024 * 1024
+    max_files: int = 500
+    max_alias_expansion: int = 1_000_000
+    """Nodes produced by expanding aliases (a 'billion laughs' document hits this)."""
+    max_depth: int = 200
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass
+class PositionMap:
+    """Line and column (1-based) of every mapping key and sequence item of one document, by key path."""
+
+    file: str
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, path: Path_) -> tuple[int, int]:
+        """Position of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            found = self.positions.get(path)
+            if found is not None:
+                return found
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+    def detail(self, path: Path_, message: str, entity: str = "") -> ErrorDetail:
+        line, column = self.find(path)
+        return ErrorDetail(message, self.file, line, column, entity)
+
+
+@dataclass
+class YamlDocument:
+    """A loaded YAML document: its data and where each part of it came from."""
+
+    file: str
+    data: Any
+    positions: PositionMap
+
+
+def load_yaml_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> YamlDocument:
+    """Parse ``text`` (the content of ``file``, used in messages) into data with positions."""
+    if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:
+        raise BlueprintLoadError(
+            [
+                ErrorDetail(
+                    f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file
+                )
+            ]
+        )
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise BlueprintLoadError(
+            [ErrorDetail(f"YAML syntax error: {problem}; fix the YAML at this place", file, line, column)]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise BlueprintLoadError([ErrorDetail(f"YAML error: {exc}", file)]) from None
+    finally:
+        loader.dispose()
+    positions = PositionMap(file)
+    if node is None:
+        return YamlDocument(file, None, positions)
+    builder = _Builder(loader, file, positions, limits)
+    data = builder.build(node, (), 0)
+    return YamlDocument(file, data, positions)
+
+
+def load_yaml_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> YamlDocument:
+    """Like :func:`load_yaml_text` for raw bytes, refusing what is not UTF-8."""
+    if len(raw) > limits.max_file_bytes:
+        raise BlueprintLoadError(
+            [
+                ErrorDetail(
+                    f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BlueprintLoadError(
+            [ErrorDetail(f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8", file)]
+        ) from None
+    return load_yaml_text(text, file, limits)
+
+
+class _Builder:
+    """Turns a composed node graph into data, recording positions and bounding alias expansion."""
+
+    def __init__(self, loader: Any, file: str, positions: PositionMap, limits: Limits) -> None:
+        self._loader = loader
+        self._file = file
+        self._positions = positions.positions
+        self._limits = limits
+        self._seen: set[int] = set()
+        self._active: set[int] = set()
+        self._expanded = 0
+
+    def _error(self, node: Any, message: str) -> BlueprintLoadError:
+        mark = node.start_mark
+        return BlueprintLoadError([ErrorDetail(message, self._file, mark.line + 1, mark.column + 1)])
+
+    def build(self, node: Any, path: Path_, depth: int) -> Any:
+        if depth > self._limits.max_depth:
+            raise self._error(node, f"the document is nested deeper than {self._limits.max_depth} levels")
+        key = id(node)
+        if key in self._seen:
+            # An alias: its node is walked again, so bound the total to defeat exponential expansion.
+            self._expanded += 1
+            if self._expanded > self._limits.max_alias_expansion:
+                raise self._error(
+                    node,
+                    f"YAML aliases expand to more than {self._limits.max_alias_expansion} nodes "
+                    "(a 'billion laughs' document?); use fewer nested aliases",
+                )
+        elif not isinstance(node, yaml.ScalarNode):
+            self._seen.add(key)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if key in self._active:
+            raise self._error(
+                node, "a YAML alias refers to the node that contains it (a recursive structure)"
+            )
+        self._active.add(key)
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                items = []
+                for index, item in enumerate(node.value):
+                    self._positions[(*path, index)] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                    items.append(self.build(item, (*path, index), depth + 1))
+                return items
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path, depth)
+        finally:
+            self._active.discard(key)
+        raise self._error(node, f"unsupported YAML node {node.tag}")
+
+    def _scalar(self, node: Any) -> Any:
+        tag = node.tag
+        if tag in (_STR, _TIMESTAMP):
+            # Timestamps stay text: the plan is JSON, and TOSCA validates timestamp values itself.
+            return node.value
+        if tag in _KNOWN_SCALARS:
+            try:
+                return self._loader.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                raise self._error(node, f"invalid scalar: {exc}") from None
+        raise self._error(node, f"unknown YAML tag {tag!r}; remove the tag")
+
+    def _mapping(self, node: Any, path: Path_, depth: int) -> dict[str, Any]:
+        base: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise self._error(source, "a merge key (<<) must refer to a mapping")
+                # Built before the mapping's own keys so that their positions win over the merged ones.
+                for name, value in self.build(source, path, depth + 1).items():
+                    base.setdefault(name, value)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._error(key_node, "a mapping key must be a plain value, not a list or mapping")
+            name = str(key_node.value)
+            if name in result:
+                raise self._error(
+                    key_node, f"duplicate key {name!r} in this mapping; remove or rename one of them"
+                )
+            child = (*path, name)
+            self._positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[name] = self.build(value_node, child, depth + 1)
+        for name, value in base.items():
+            result.setdefault(name, value)
+        return result
