@@ -145,26 +145,23 @@ class DeploymentWorkflow:
     """Lives as long as the deployment: takes execution requests (Workflow Updates), runs them one at a time,
     answers queries, and continues as new when its history grows."""
 
-    def __init__(self) -> None:
-        self.deployment_id = ""
-        self.blueprint_id = ""
-        self.policy = "queue"
-        self.next_seq = 1
-        self.queue: list[_Pending] = []
-        self.current: _Pending | None = None
-        self.current_handle: workflow.ChildWorkflowHandle[ExecutionWorkflow, ExecutionResult] | None = None
-        self.recent: list[ExecutionSummary] = []
-        self.closing = False
-
-    @workflow.run
-    async def run(self, input: DeploymentInput) -> None:
+    @workflow.init
+    def __init__(self, input: DeploymentInput) -> None:
+        # State is set here, not in run(): an update may arrive in the very first workflow task.
         self.deployment_id = input.deployment_id
         self.blueprint_id = input.blueprint_id
         self.policy = input.policy
-        self.next_seq = max(self.next_seq, input.next_seq)
-        self.recent = list(input.recent)
+        self.next_seq = input.next_seq
+        self.queue: list[_Pending] = []
+        self.current: _Pending | None = None
+        self.current_handle: workflow.ChildWorkflowHandle[ExecutionWorkflow, ExecutionResult] | None = None
+        self.recent: list[ExecutionSummary] = list(input.recent)
+        self.closing = False
         for req in input.queue:
             self._enqueue(req)
+
+    @workflow.run
+    async def run(self, input: DeploymentInput) -> None:
         workflow.set_current_details("idle")
         while True:
             await workflow.wait_condition(
