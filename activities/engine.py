@@ -91,7 +91,7 @@ class EngineActivities:
             self._plans[deployment_id] = plan
         return plan
 
-    def list(self) -> list[Any]:
+    def activities(self) -> list[Any]:
         """Every activity method, for the worker."""
         return [
             self.schedule,
@@ -221,7 +221,9 @@ class EngineActivities:
             self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error")
             raise ApplicationError(f"{where}: {e}", type=type(e).__name__, non_retryable=True) from None
 
-        views = {iid: _view(plan, instances[iid]) for iid in {task.instance_id, run_on, *(filter(None, [task.target_id]))}}
+        views = {
+            iid: _view(plan, instances[iid]) for iid in {task.instance_id, run_on, *(filter(None, [task.target_id]))}
+        }
         me = views[run_on]
         host = _view(plan, instances[me.host_id]) if me.host_id and me.host_id in instances else None
         relationships = _relationship_views(plan, instances[run_on], instances, views) if rel is None else ()
@@ -418,7 +420,9 @@ class EngineActivities:
             chosen = topo.scale_in_choice(plan, input.target, input.delta, existing, input.instance_ids)
             return ScaleResult(removing=tuple(chosen))
         except topo.TopologyError as e:
-            raise ApplicationError(f"scale {input.target} {input.delta:+d}: {e}", type="ScaleError", non_retryable=True) from None
+            raise ApplicationError(
+                f"scale {input.target} {input.delta:+d}: {e}", type="ScaleError", non_retryable=True
+            ) from None
 
     @activity.defn(name="remove_instances")
     def remove_instances(self, input: StatesInput) -> None:
@@ -443,7 +447,9 @@ class EngineActivities:
     @activity.defn(name="rollback_plan")
     def rollback_plan(self, input: RollbackInput) -> RollbackPlan:
         """What a failed execution created: instances it left with resources or past 'uninitialized'."""
-        created = {r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)}
+        created = {
+            r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)
+        }
         touched = {
             e.node_instance_id
             for e in self.store.events(input.deployment_id, execution_id=input.of_execution, limit=1_000_000)
@@ -480,7 +486,7 @@ def _task(
         implementation=spec.implementation,
         relationship=relationship,
         target_id=target_id,
-        side=side,  # type: ignore[arg-type]
+        side=side,  # type: ignore[arg-type, unused-ignore]
         state_before=states[0] if states else None,
         state_after=states[1] if states else None,
         timeout_s=spec.timeout_s or DEFAULT_TIMEOUT_S,

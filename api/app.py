@@ -19,7 +19,9 @@ PROBLEM = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}, status, media_type=PROBLEM)
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}, status, media_type=PROBLEM
+    )
 
 
 def get_tempano(request: Request) -> Tempano:
@@ -57,18 +59,31 @@ async def upload_blueprint(
     """Uploads a blueprint: a YAML document or a CSAR zip as the request body."""
     content = await request.body()
     record = tempano.upload_blueprint_bytes(blueprint_id, filename, content)
-    return {"id": record.id, "plan_hash": record.plan_hash, "description": record.description, "nodes": sorted(record.plan["nodes"])}
+    return {
+        "id": record.id,
+        "plan_hash": record.plan_hash,
+        "description": record.description,
+        "nodes": sorted(record.plan["nodes"]),
+    }
 
 
 @blueprints.get("")
 async def list_blueprints(tempano: TempanoDep) -> list[dict[str, Any]]:
-    return [{"id": b.id, "description": b.description, "created_at": b.created_at} for b in tempano.store.list_blueprints()]
+    return [
+        {"id": b.id, "description": b.description, "created_at": b.created_at} for b in tempano.store.list_blueprints()
+    ]
 
 
 @blueprints.get("/{blueprint_id}")
 async def get_blueprint(blueprint_id: str, tempano: TempanoDep) -> dict[str, Any]:
     b = tempano.store.get_blueprint(blueprint_id)
-    return {"id": b.id, "description": b.description, "plan_hash": b.plan_hash, "plan": b.plan, "created_at": b.created_at}
+    return {
+        "id": b.id,
+        "description": b.description,
+        "plan_hash": b.plan_hash,
+        "plan": b.plan,
+        "created_at": b.created_at,
+    }
 
 
 @blueprints.delete("/{blueprint_id}", status_code=204)
@@ -159,7 +174,9 @@ async def execution_events(
     execution_id: str, tempano: TempanoDep, after: int = 0, limit: Annotated[int, Query(ge=1, le=10000)] = 1000
 ) -> list[dict[str, Any]]:
     tempano.store.get_execution(execution_id)
-    return [e.model_dump(mode="json") for e in tempano.store.events(execution_id=execution_id, after_id=after, limit=limit)]
+    return [
+        e.model_dump(mode="json") for e in tempano.store.events(execution_id=execution_id, after_id=after, limit=limit)
+    ]
 
 
 def create_app(settings: Settings | None = None, service: Tempano | None = None) -> FastAPI:
@@ -170,7 +187,9 @@ def create_app(settings: Settings | None = None, service: Tempano | None = None)
         app.state.tempano = service or Tempano(settings, await connect(settings))
         yield
 
-    app = FastAPI(title="tempano", version="0.1.0", lifespan=lifespan, description="Durable NFV orchestration on Temporal")
+    app = FastAPI(
+        title="tempano", version="0.1.0", lifespan=lifespan, description="Durable NFV orchestration on Temporal"
+    )
     for router in (blueprints, deployments, executions):
         app.include_router(router)
 
@@ -205,10 +224,12 @@ def create_app(settings: Settings | None = None, service: Tempano | None = None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        return problem(422, "Invalid request", "the request does not match the schema", errors=_jsonable_errors(e.errors()))
+        return problem(
+            422, "Invalid request", "the request does not match the schema", errors=_jsonable_errors(e.errors())
+        )
 
     try:
-        from tempano.blueprints import BlueprintError  # type: ignore[attr-defined]
+        from tempano.blueprints import BlueprintError
 
         @app.exception_handler(BlueprintError)
         async def bad_blueprint(_: Request, e: Any) -> JSONResponse:
@@ -224,4 +245,7 @@ def create_app(settings: Settings | None = None, service: Tempano | None = None)
 
 
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
-    return [{"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))} for err in errors]
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+        for err in errors
+    ]

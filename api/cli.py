@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -32,7 +33,9 @@ class ApiClient:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise click.ClickException(f"cannot reach the tempano API at {self.base}; is `tempano up` running?") from None
+            raise click.ClickException(
+                f"cannot reach the tempano API at {self.base}; is `tempano up` running?"
+            ) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -154,7 +157,14 @@ def api() -> None:
 @click.option("--inputs", "inputs_file", type=click.Path(exists=True), help="YAML file of inputs.")
 @click.option("-i", "--input", "pairs", multiple=True, help="NAME=VALUE (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def install(path: Path, deployment_id: str | None, blueprint_id: str | None, inputs_file: str | None, pairs: tuple[str, ...], as_json: bool) -> None:
+def install(
+    path: Path,
+    deployment_id: str | None,
+    blueprint_id: str | None,
+    inputs_file: str | None,
+    pairs: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Upload a blueprint, create a deployment, install it and follow it to the end."""
     settings = _settings()
     api = ApiClient(settings)
@@ -162,7 +172,11 @@ def install(path: Path, deployment_id: str | None, blueprint_id: str | None, inp
     blueprint_id = blueprint_id or deployment_id
     filename, content = _pack(path)
     api.call("PUT", f"/api/v1/blueprints/{blueprint_id}", params={"filename": filename}, content=content)
-    api.call("PUT", f"/api/v1/deployments/{deployment_id}", json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs)})
+    api.call(
+        "PUT",
+        f"/api/v1/deployments/{deployment_id}",
+        json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs)},
+    )
     ref = api.call("POST", "/api/v1/executions", json={"deployment_id": deployment_id, "workflow": "install"})
     if not as_json:
         click.echo(f"installing {deployment_id} (execution {ref['execution_id']}); Temporal UI: {ref['ui']}")
@@ -193,10 +207,8 @@ def uninstall(deployment_id: str, delete: bool) -> None:
     if delete:
         blueprint_id = api.call("GET", f"/api/v1/deployments/{deployment_id}")["blueprint_id"]
         api.call("DELETE", f"/api/v1/deployments/{deployment_id}")
-        try:
+        with contextlib.suppress(click.ClickException):  # another deployment may still use it
             api.call("DELETE", f"/api/v1/blueprints/{blueprint_id}")
-        except click.ClickException:
-            pass  # another deployment still uses it
 
 
 @main.group()
@@ -212,9 +224,13 @@ def executions_start(workflow: str, deployment_id: str, pairs: tuple[str, ...]) 
     """Start WORKFLOW (install, heal, scale, a custom one...) on a deployment."""
     api = ApiClient(_settings())
     ref = api.call(
-        "POST", "/api/v1/executions", json={"deployment_id": deployment_id, "workflow": workflow, "parameters": _inputs(None, pairs)}
+        "POST",
+        "/api/v1/executions",
+        json={"deployment_id": deployment_id, "workflow": workflow, "parameters": _inputs(None, pairs)},
     )
-    click.echo(f"execution {ref['execution_id']} ({workflow}){' queued' if ref['queued'] else ''}; Temporal UI: {ref['ui']}")
+    click.echo(
+        f"execution {ref['execution_id']} ({workflow}){' queued' if ref['queued'] else ''}; Temporal UI: {ref['ui']}"
+    )
     execution = follow(api, ref["execution_id"])
     click.echo(f"{workflow} {execution['status']}" + (f": {execution['error']}" if execution.get("error") else ""))
     if execution["status"] != "succeeded":
@@ -265,7 +281,7 @@ def deployments_outputs(deployment_id: str) -> None:
 
 
 try:
-    from tempano.api.blueprint_commands import blueprints as _blueprints
+    from tempano.api.blueprint_commands import blueprints as _blueprints  # type: ignore[import-not-found, unused-ignore]
 
     main.add_command(_blueprints)
 except ImportError:  # the compiler's commands arrive with its branch

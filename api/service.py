@@ -6,6 +6,7 @@ One class over the store and a Temporal client; the REST routers are thin layers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import tempfile
@@ -44,6 +45,7 @@ from tempano.workflows.models import (
     CancelRequest,
     DeploymentInput,
     ExecutionRef,
+    QueuePolicy,
     StartExecutionRequest,
 )
 
@@ -146,7 +148,7 @@ class Tempano:
         inputs: Mapping[str, Any] | None = None,
         *,
         labels: Mapping[str, str] | None = None,
-        policy: str = "queue",
+        policy: QueuePolicy = "queue",
     ) -> DeploymentRecord:
         from tempano.blueprints import bind_inputs
 
@@ -167,7 +169,7 @@ class Tempano:
             raise ServiceError(str(e), status=409) from None
         await self.client.start_workflow(
             DeploymentWorkflow.run,
-            DeploymentInput(deployment_id=deployment_id, blueprint_id=blueprint_id, policy=policy),  # type: ignore[arg-type]
+            DeploymentInput(deployment_id=deployment_id, blueprint_id=blueprint_id, policy=policy),
             id=deployment_workflow_id(deployment_id),
             task_queue=self.settings.task_queue,
             static_summary=f"deployment {deployment_id} of {blueprint_id} ({len(instances)} instances)",
@@ -205,7 +207,7 @@ class Tempano:
         )
         try:
             ref: ExecutionRef = await self.deployment_handle(deployment_id).execute_update(
-                DeploymentWorkflow.start_execution, request
+                "start_execution", request, result_type=ExecutionRef
             )
         except WorkflowUpdateFailedError as e:
             cause = e.cause
@@ -213,14 +215,16 @@ class Tempano:
             status = 409 if isinstance(cause, ApplicationError) and cause.type in {"Busy", "Closing"} else 422
             raise ServiceError(message, status=status) from None
         except RPCError as e:
-            raise ServiceError(f"deployment {deployment_id}'s workflow is not running ({e.message})", status=409) from None
+            raise ServiceError(
+                f"deployment {deployment_id}'s workflow is not running ({e.message})", status=409
+            ) from None
         return ref
 
     async def cancel_execution(self, execution_id: str) -> str:
         execution = self.store.get_execution(execution_id)
         try:
             result: str = await self.deployment_handle(execution.deployment_id).execute_update(
-                DeploymentWorkflow.cancel_execution, CancelRequest(execution_id=execution_id)
+                "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
             )
         except WorkflowUpdateFailedError as e:
             cause = e.cause
@@ -273,8 +277,6 @@ class Tempano:
                 "uninstall it first, or delete with force",
                 status=409,
             )
-        try:
+        with contextlib.suppress(RPCError):  # the workflow may be gone already
             await self.deployment_handle(deployment.id).signal(DeploymentWorkflow.close)
-        except RPCError:
-            pass  # already gone
         self.store.delete_deployment(deployment_id)

@@ -42,15 +42,27 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float, proc: subproc
         try:
             if check():
                 return
-        except Exception:  # noqa: S110 - not up yet
+        except Exception:
             pass
         time.sleep(0.25)
     raise UpError(f"{what} did not become healthy within {timeout:.0f}s")
 
 
-def temporal_command(settings: Settings, temporal: str, db_file: Path | None, grpc_port: int, ui_port: int | None) -> list[str]:
+def temporal_command(
+    settings: Settings, temporal: str, db_file: Path | None, grpc_port: int, ui_port: int | None
+) -> list[str]:
     host = settings.temporal_address.rsplit(":", 1)[0]
-    cmd = [temporal, "server", "start-dev", "--ip", host, "--port", str(grpc_port), "--namespace", settings.temporal_namespace]
+    cmd = [
+        temporal,
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(grpc_port),
+        "--namespace",
+        settings.temporal_namespace,
+    ]
     cmd += ["--log-level", "warn"]
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
@@ -125,10 +137,22 @@ class Stack:
 
         def worker_ok() -> bool:
             out = subprocess.run(
-                [temporal, "task-queue", "describe", "--task-queue", self.settings.task_queue,
-                 "--address", self.settings.temporal_address, "--namespace", self.settings.temporal_namespace,
-                 "-o", "json"],
-                capture_output=True, text=True, timeout=10,
+                [
+                    temporal,
+                    "task-queue",
+                    "describe",
+                    "--task-queue",
+                    self.settings.task_queue,
+                    "--address",
+                    self.settings.temporal_address,
+                    "--namespace",
+                    self.settings.temporal_namespace,
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
             )
             return out.returncode == 0 and '"identity"' in out.stdout
 
@@ -138,7 +162,9 @@ class Stack:
         self.services = [
             Service(
                 "Temporal dev server",
-                temporal_command(self.settings, temporal, data / "temporal.db", int(port), self.settings.temporal_ui_port),
+                temporal_command(
+                    self.settings, temporal, data / "temporal.db", int(port), self.settings.temporal_ui_port
+                ),
                 temporal_ok,
                 60,
             ),
@@ -158,7 +184,9 @@ class Stack:
             except UpError:
                 self.stop()
                 raise
-        self.say(f"tempano is up: API {self.settings.api_url}, Temporal web UI {self.settings.ui_url}, data in {self.settings.data_dir}")
+        self.say(
+            f"tempano is up: API {self.settings.api_url}, Temporal web UI {self.settings.ui_url}, data in {self.settings.data_dir}"
+        )
 
     def supervise(self) -> int:
         """Restarts the worker or API if they die (at most 5 times a minute); stops all if Temporal dies."""

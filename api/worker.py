@@ -38,7 +38,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=activities.list(),
+        activities=activities.activities(),
         activity_executor=pool,
         max_concurrent_activities=threads,
         workflow_runner=SandboxedWorkflowRunner(

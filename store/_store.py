@@ -114,7 +114,9 @@ class Store:
                     )
                 )
             except IntegrityError:
-                raise Conflict(f"a blueprint named {blueprint_id!r} exists already; delete it or pick another id") from None
+                raise Conflict(
+                    f"a blueprint named {blueprint_id!r} exists already; delete it or pick another id"
+                ) from None
         return self.get_blueprint(blueprint_id)
 
     def get_blueprint(self, blueprint_id: str) -> BlueprintRecord:
@@ -131,9 +133,11 @@ class Store:
 
     def delete_blueprint(self, blueprint_id: str) -> None:
         with self.engine.begin() as conn:
-            users = conn.execute(
-                select(s.deployments.c.id).where(s.deployments.c.blueprint_id == blueprint_id)
-            ).scalars().all()
+            users = (
+                conn.execute(select(s.deployments.c.id).where(s.deployments.c.blueprint_id == blueprint_id))
+                .scalars()
+                .all()
+            )
             if users:
                 raise Conflict(
                     f"blueprint {blueprint_id!r} is used by deployment(s) {', '.join(sorted(users))}; delete them first"

@@ -92,9 +92,7 @@ def _new(node: str, counters: dict[str, int], host_id: str | None, group_instanc
     return NewInstance(id=f"{node}_{n}", node=node, index=n, host_id=host_id, group_instance=group_instance)
 
 
-def scale_out(
-    plan: Plan, target: str, delta: int, existing: Sequence[NodeInstanceRecord]
-) -> list[NewInstance]:
+def scale_out(plan: Plan, target: str, delta: int, existing: Sequence[NodeInstanceRecord]) -> list[NewInstance]:
     """New instances for ``delta`` more of a node or scaling group (with what they contain)."""
     if delta <= 0:
         raise TopologyError(f"scale-out needs a positive delta, got {delta}")
@@ -104,8 +102,14 @@ def scale_out(
         counters[inst.node] = max(counters.get(inst.node, 0), inst.index)
     if target in plan.groups:
         group = plan.groups[target]
-        used = {int(i.group_instance.rsplit("_", 1)[1]) for i in existing if i.group_instance and i.group_instance.startswith(f"{target}_")}
-        current = len({i.group_instance for i in live if i.group_instance and i.group_instance.startswith(f"{target}_")})
+        used = {
+            int(i.group_instance.rsplit("_", 1)[1])
+            for i in existing
+            if i.group_instance and i.group_instance.startswith(f"{target}_")
+        }
+        current = len(
+            {i.group_instance for i in live if i.group_instance and i.group_instance.startswith(f"{target}_")}
+        )
         _check_bounds(target, current, delta, group.instances.min, group.instances.max)
         members = [n for n in host_order(plan) if n in group.members]
         roots: list[NewInstance] = []
@@ -191,7 +195,9 @@ def scale_in_choice(
         if chosen:
             picked = {i.group_instance for i in live if i.id in chosen and i.group_instance in units}
             if len(picked) != count:
-                raise TopologyError(f"chosen instances {list(chosen)} do not name {count} instance(s) of group {target!r}")
+                raise TopologyError(
+                    f"chosen instances {list(chosen)} do not name {count} instance(s) of group {target!r}"
+                )
         else:
             picked = set(units[-count:])
         roots = [i.id for i in live if i.group_instance in picked]

@@ -51,7 +51,9 @@ class DevServer:
         port = int(self.address.rsplit(":", 1)[1])
         settings = Settings(temporal_address=self.address, temporal_namespace="default")
         cmd = temporal_command(settings, temporal, self.db_file, port, self.ui_port)
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

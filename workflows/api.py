@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -56,7 +56,9 @@ INLINE_LIMIT = 200
 MAX_CONCURRENCY = 100
 """Operations in flight per batch (Temporal allows 2,000 pending activities per run; we stay far below)."""
 SHORT = timedelta(seconds=60)
-STORE_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+STORE_RETRY = RetryPolicy(
+    maximum_attempts=10, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
 
 
 class WorkflowFailure(ApplicationError):
@@ -269,7 +271,8 @@ class WorkflowContext:
         fn = registry.get(name)
         if fn is None:
             raise WorkflowFailure(f"no workflow named {name!r} (known: {', '.join(registry.names())})")
-        return await fn(self, dict(parameters or {}))
+        result: Mapping[str, Any] | None = await cast(Any, fn)(self, dict(parameters or {}))
+        return result
 
     async def log(self, message: str, *, instance_id: str | None = None, level: str = "info") -> None:
         """A line in the execution's lifecycle history."""

@@ -52,7 +52,9 @@ async def execute_operation(ctx: WorkflowContext, params: Mapping[str, Any]) -> 
     """Runs ``operation`` on chosen ``node_ids`` and/or ``node_instance_ids`` (all instances if neither)."""
     operation = params.get("operation")
     if not isinstance(operation, str) or "." not in operation:
-        raise WorkflowFailure("execute_operation needs parameter 'operation' as Interface.operation, e.g. Day2.update_rules")
+        raise WorkflowFailure(
+            "execute_operation needs parameter 'operation' as Interface.operation, e.g. Day2.update_rules"
+        )
     ids = list(params.get("node_instance_ids") or [])
     for node in params.get("node_ids") or []:
         ids.extend(i.id for i in await ctx.instances(node=node))

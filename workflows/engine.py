@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ExecutionResult,
         ExecutionStatusInput,
         ExecutionSummary,
+        QueuePolicy,
         RecordExecutionInput,
         StartExecutionRequest,
     )
@@ -82,9 +83,7 @@ class ExecutionWorkflow:
         fn = registry.get(input.workflow)
         try:
             if fn is None:
-                raise WorkflowFailure(
-                    f"no workflow named {input.workflow!r} (known: {', '.join(registry.names())})"
-                )
+                raise WorkflowFailure(f"no workflow named {input.workflow!r} (known: {', '.join(registry.names())})")
             workflow.set_current_details(f"{input.workflow} starting")
             result = await fn(ctx, input.parameters)
         except asyncio.CancelledError:
@@ -101,7 +100,9 @@ class ExecutionWorkflow:
             )
             workflow.set_current_details(f"failed: {message[:300]}")
             raise ApplicationError(
-                f"{input.workflow} on {input.deployment_id} failed: {message}", type="ExecutionFailed", non_retryable=True
+                f"{input.workflow} on {input.deployment_id} failed: {message}",
+                type="ExecutionFailed",
+                non_retryable=True,
             ) from None
         await self._status(input, "succeeded", deployment_status=statuses[1] if statuses else None)
         workflow.set_current_details("succeeded")
@@ -150,7 +151,7 @@ class DeploymentWorkflow:
         # State is set here, not in run(): an update may arrive in the very first workflow task.
         self.deployment_id = input.deployment_id
         self.blueprint_id = input.blueprint_id
-        self.policy = input.policy
+        self.policy: QueuePolicy = input.policy
         self.next_seq = input.next_seq
         self.queue: list[_Pending] = []
         self.current: _Pending | None = None
@@ -179,7 +180,7 @@ class DeploymentWorkflow:
                 DeploymentInput(
                     deployment_id=self.deployment_id,
                     blueprint_id=self.blueprint_id,
-                    policy=self.policy,  # type: ignore[arg-type]
+                    policy=self.policy,
                     next_seq=self.next_seq,
                     queue=tuple(p.request for p in self.queue),
                     recent=tuple(self.recent[-RECENT_KEPT:]),
@@ -253,7 +254,8 @@ class DeploymentWorkflow:
         workflow.set_current_details(f"idle; last: {ref.workflow} {status}")
 
     def _enqueue(self, req: StartExecutionRequest) -> ExecutionRef:
-        name, parameters, chain = req.workflow, dict(req.parameters), ()
+        name, parameters = req.workflow, dict(req.parameters)
+        chain: tuple[str, ...] = ()
         if req.resume_of:
             original = self._find(req.resume_of)
             name, parameters = original.workflow, dict(original.parameters)

@@ -21,7 +21,11 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
 
     assert execution.status == "succeeded", execution.error
     instances = {i.node: i for i in tempano.store.node_instances("hello-1")}
-    assert {n: i.state for n, i in instances.items()} == {"database": "started", "backend": "started", "frontend": "started"}
+    assert {n: i.state for n, i in instances.items()} == {
+        "database": "started",
+        "backend": "started",
+        "frontend": "started",
+    }
     assert instances["database"].attributes == {"message": "bonjour from database", "port": 5432}
     assert instances["backend"].attributes["message"] == "backend uses db on port 5432"
     assert instances["frontend"].attributes["message"] == "frontend in front of: backend uses db on port 5432"
@@ -32,7 +36,9 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
 
     # Install order follows the dependencies: each configure starts after the previous node's start.
     events = tempano.store.events("hello-1", execution_id=execution.id)
-    started = [e.node_instance_id for e in events if e.type == "operation_started" and e.operation == "Standard.configure"]
+    started = [
+        e.node_instance_id for e in events if e.type == "operation_started" and e.operation == "Standard.configure"
+    ]
     assert started == ["database_1", "backend_1", "frontend_1"]
 
     # The execution is a real Temporal workflow with a meaningful id, findable by search attribute.
@@ -44,9 +50,7 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
     assert found == ["dep:hello-1:exec:1:install"]
     history = await handle.fetch_history()
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
-    assert any(
-        e.activity_task_scheduled_event_attributes.activity_type.name == "run_operation" for e in scheduled
-    )
+    assert any(e.activity_task_scheduled_event_attributes.activity_type.name == "run_operation" for e in scheduled)
 
 
 async def test_uninstall_reverses_and_deletes(tempano: Tempano) -> None:
