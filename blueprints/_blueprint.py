@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,16 @@ def load(
         from tempano.blueprints._csar import extract_csar
 
         extracted, root = extract_csar(given, limits)
-        blueprint = _load_file(root, extracted, allow_remote_imports, limits, confine=True)
+        archive_name = display_name(given)
+        inside = extracted.resolve()
+
+        def namer(member: Path) -> str:
+            resolved = member.resolve()
+            if resolved.is_relative_to(inside):
+                return f"{archive_name}/{resolved.relative_to(inside).as_posix()}"
+            return display_name(member)
+
+        blueprint = _load_file(root, extracted, allow_remote_imports, limits, confine=True, namer=namer)
         blueprint.archive = given
         return blueprint
     return _load_file(given, given.parent, allow_remote_imports, limits, confine=False)
@@ -109,9 +118,17 @@ def _root_in_directory(directory: Path) -> Path:
     )
 
 
-def _load_file(root: Path, base_dir: Path, allow_remote: bool, limits: Limits, *, confine: bool) -> Blueprint:
+def _load_file(
+    root: Path,
+    base_dir: Path,
+    allow_remote: bool,
+    limits: Limits,
+    *,
+    confine: bool,
+    namer: Callable[[Path], str] = display_name,
+) -> Blueprint:
     sources = library_sources()
-    display = display_name(root)
+    display = namer(root)
     document = read_document(root, display, limits, sources)
     if not isinstance(document.data, Mapping):
         raise BlueprintLoadError(
@@ -123,7 +140,7 @@ def _load_file(root: Path, base_dir: Path, allow_remote: bool, limits: Limits, *
         )
     sources.documents[display] = document
     resolver = ImportResolver(
-        sources, base_dir=base_dir, confine=confine, allow_remote=allow_remote, limits=limits
+        sources, base_dir=base_dir, confine=confine, allow_remote=allow_remote, limits=limits, namer=namer
     )
     resolver.resolve(document, root.resolve())
     # The root's own types win over imported ones, which win over the library.
@@ -159,7 +176,8 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
     """Place a tosca-parser message at the entity it names (it gives no positions of its own)."""
     topology = blueprint.template.get("topology_template")
     topology = topology if isinstance(topology, Mapping) else {}
-    for name in quoted_names(message):
+    names = quoted_names(message)
+    for name in names:
         for section in _TOPOLOGY_SECTIONS:
             entries = topology.get(section)
             if isinstance(entries, Mapping) and name in entries:
@@ -169,9 +187,36 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
             for index, policy in enumerate(policies):
                 if isinstance(policy, Mapping) and name in policy:
                     return blueprint.detail(("topology_template", "policies", index, name), message, name)
+    for name in names:
         type_def = blueprint.sources.types.get(name)
         if type_def is not None:
             doc = blueprint.sources.documents.get(type_def.file)
             if doc is not None:
                 return doc.positions.detail(type_def.path, message, name)
+    # Otherwise the first place the root document writes one of the quoted words (an input name, a value).
+    for name in names:
+        path = _first_mention(blueprint.template, name, ())
+        if path is not None:
+            entity = (
+                str(path[2]) if len(path) > 2 and path[:2] == ("topology_template", "node_templates") else ""
+            )
+            return blueprint.detail(path, message, entity)
     return blueprint.detail((), message)
+
+
+def _first_mention(value: Any, word: str, path: Path_) -> Path_ | None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == word:
+                return (*path, key)
+            found = _first_mention(item, word, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _first_mention(item, word, (*path, index))
+            if found is not None:
+                return found
+    elif isinstance(value, str) and value == word:
+        return path
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from tempano.blueprints._blueprint import Blueprint
@@ -55,7 +54,7 @@ class Compiler:
         for name in sorted(self.raw_nodes):
             raw = self.raw_nodes[name]
             raw = raw if isinstance(raw, Mapping) else {}
-            type_name = str(raw.get("type", ""))
+            type_name = self.types.canonical(str(raw.get("type", "")))
             if not self.types.known(type_name):
                 self.error(self.node_path(name, "type"), f"unknown node type {type_name!r}", name)
             self.nodes[name] = Node(name, raw, type_name)
@@ -193,8 +192,7 @@ class Compiler:
                 declared = declared.get("type")
             if declared is not None:
                 rel_type = str(declared)
-        if rel_type is None:
-            rel_type = DEPENDS_ON
+        rel_type = self.types.canonical(rel_type or DEPENDS_ON)
         if not self.types.known(rel_type):
             self.error(path, f"unknown relationship type {rel_type!r}", node.name)
             return None
@@ -213,10 +211,9 @@ class Compiler:
 
     def _target(self, node: Node, req_name: str, ref: str, path: Path_) -> str | None:
         if ref in self.raw_nodes:
-            if ref == node.name:
-                self.error(path, f"requirement {req_name!r} targets the node itself", node.name)
-                return None
-            return ref
+            # A node requiring itself orders nothing; SOL001 top-level VNFDs write it for requirements that
+            # lower-level (substituted) templates map, so it is accepted and dropped.
+            return None if ref == node.name else ref
         if self.types.known(ref):
             # A node type instead of a template: the one template of that type satisfies it.
             matches = sorted(
@@ -332,9 +329,6 @@ class Compiler:
                 description=str(definition.get("description", "") or "").strip(),
             )
         return specs
-
-    def relative_artifact(self, reference: str) -> Path:
-        return self.blueprint.base_dir / reference
 
 
 def compile_blueprint(blueprint: Blueprint, *, has_operation: Callable[[str], bool] | None = None) -> Plan:

@@ -6,7 +6,7 @@ import functools
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,9 @@ class ImportResolver:
         confine: bool,
         allow_remote: bool,
         limits: Limits = DEFAULT_LIMITS,
+        namer: Callable[[Path], str] = display_name,
     ) -> None:
+        self._namer = namer
         self._sources = sources
         self._base = base_dir.resolve()
         self._confine = confine
@@ -225,7 +227,7 @@ class ImportResolver:
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )
             return
-        self._read_local(doc, where, path, display_name(path), prefix)
+        self._read_local(doc, where, path, self._namer(path), prefix)
 
     def _bundled(self, target: str) -> Path | None:
         if not is_url(target):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 PLAYBOOK_OPERATION = "ansible.playbook.run"
 SCRIPT_OPERATION = "builtin.script"
 _PLAYBOOK_SUFFIXES = (".yaml", ".yml")
-_SCRIPT_SUFFIXES = (".sh", ".bash")
+_SCRIPT_SUFFIXES = (".sh", ".bash", ".py")
 _RETRY_KEYS = {
     "max_attempts": "max_attempts",
     "initial_interval": "initial_interval_s",
@@ -43,7 +43,7 @@ class OperationCompiler:
         ops = {k: v.copy() for k, v in self._c.types.operations(node.type).items()}
         self._apply_template(ops, node.template.get("interfaces"), self._c.node_path(node.name, "interfaces"))
         ctx = Context(self_node=node.name)
-        return self._specs(ops, ctx, node.name)
+        return self._specs(ops, ctx, node.name, self._artifacts(node))
 
     def relationship_operations(
         self, node: Node, rel: RelationshipSpec, path: Path_
@@ -81,10 +81,25 @@ class OperationCompiler:
                 op.refine(op_def, file=file, path=op_path, in_type=False)
                 ops[key] = op
 
-    def _specs(self, ops: Mapping[str, Operation], ctx: Context, entity: str) -> dict[str, OperationSpec]:
+    def _artifacts(self, node: Node) -> dict[str, str]:
+        """The node's artifacts (type and template), name -> file: implementations may name them."""
+        found: dict[str, str] = {}
+        for type_name in reversed(self._c.types.chain(node.type)):
+            defs = (self._c.types.definition(type_name) or {}).get("artifacts")
+            found.update(_artifact_files(defs))
+        found.update(_artifact_files(node.template.get("artifacts")))
+        return found
+
+    def _specs(
+        self,
+        ops: Mapping[str, Operation],
+        ctx: Context,
+        entity: str,
+        artifacts: Mapping[str, str] | None = None,
+    ) -> dict[str, OperationSpec]:
         specs: dict[str, OperationSpec] = {}
         for key in sorted(ops):
-            spec = self._spec(key, ops[key], ctx, entity)
+            spec = self._spec(key, ops[key], ctx, entity, artifacts or {})
             if spec is not None:
                 specs[key] = spec
         return specs
@@ -97,23 +112,28 @@ class OperationCompiler:
         else:
             self._c.errors.append(doc.positions.detail(path, message, entity))
 
-    def _spec(self, key: str, op: Operation, ctx: Context, entity: str) -> OperationSpec | None:
+    def _spec(
+        self, key: str, op: Operation, ctx: Context, entity: str, artifacts: Mapping[str, str]
+    ) -> OperationSpec | None:
         impl = op.implementation
         if not impl:
             return None
+        impl = artifacts.get(impl, impl)
         inputs = dict(op.inputs)
         timeout = inputs.pop("tempano_timeout", op.timeout)
         heartbeat = inputs.pop("tempano_heartbeat_timeout", None)
         retry_raw = inputs.pop("tempano_retry", None)
         lowered = impl.lower()
         if lowered.endswith(_PLAYBOOK_SUFFIXES) or lowered.endswith(_SCRIPT_SUFFIXES):
-            if not self._artifact_ok(op, impl, key, entity):
+            located = self._artifact(op, impl, key, entity)
+            if located is None:
                 return None
+            impl = located
             if lowered.endswith(_PLAYBOOK_SUFFIXES):
                 implementation, inputs = PLAYBOOK_OPERATION, {**inputs, "playbook": impl}
             else:
                 implementation, inputs = SCRIPT_OPERATION, {**inputs, "script": impl}
-        elif "/" in impl or "\\" in impl:
+        elif "/" in impl or "\\" in impl or "://" in impl:
             self._error(
                 op,
                 f"{key}: implementation {impl!r} is not a plugin operation (plugin.operation), a playbook "
@@ -150,20 +170,26 @@ class OperationCompiler:
             retry=self._retry(op, key, retry_raw, entity),
         )
 
-    def _artifact_ok(self, op: Operation, impl: str, key: str, entity: str) -> bool:
+    def _artifact(self, op: Operation, impl: str, key: str, entity: str) -> str | None:
+        """The artifact's path relative to the blueprint directory, or None (error recorded)."""
+        if "://" in impl:
+            self._error(op, f"{key}: artifact {impl!r} is a URL; ship the file inside the blueprint", entity)
+            return None
         base = self._c.blueprint.base_dir
-        path = (base / impl).resolve()
-        if not path.is_relative_to(base):
+        # Relative to the root template (CSARs write ../Scripts/x.sh from Definitions/), then to the base.
+        candidates = [(self._c.blueprint.root_file.parent / impl).resolve(), (base / impl).resolve()]
+        for path in candidates:
+            if path.is_relative_to(base) and path.is_file():
+                return path.relative_to(base).as_posix()
+        if not any(path.is_relative_to(base) for path in candidates):
             self._error(
                 op,
                 f"{key}: artifact {impl!r} is outside the blueprint directory; keep artifacts in it",
                 entity,
             )
-            return False
-        if not path.is_file():
-            self._error(op, f"{key}: artifact {impl!r} does not exist (looked for {path})", entity)
-            return False
-        return True
+        else:
+            self._error(op, f"{key}: artifact {impl!r} does not exist next to the blueprint", entity)
+        return None
 
     def _seconds(self, op: Operation, key: str, what: str, value: Any, entity: str) -> float | None:
         if value is None:
@@ -198,3 +224,13 @@ def _requirement_assignment(node: Node, path: Path_) -> Any:
         if isinstance(entry, Mapping):
             return entry.get(path[-1])
     return None
+
+
+def _artifact_files(defs: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if isinstance(defs, Mapping):
+        for name, definition in defs.items():
+            file = definition.get("file") if isinstance(definition, Mapping) else definition
+            if isinstance(file, str):
+                found[str(name)] = file
+    return found

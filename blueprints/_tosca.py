@@ -17,7 +17,8 @@ from toscaparser.tosca_template import ToscaTemplate
 from tempano.blueprints._errors import ErrorDetail
 
 _LOCK = threading.Lock()
-_QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
+_DOUBLE_QUOTED = re.compile(r'"([^"]+)"')
+_SINGLE_QUOTED = re.compile(r"'([^']+)'")
 
 logging.getLogger("tosca").addHandler(logging.NullHandler())
 logging.getLogger("tosca").propagate = False
@@ -58,6 +59,8 @@ def run_parser(template: Mapping[str, Any], locate: Locator) -> tuple[Any, list[
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]  # KeyError-style messages come quoted
     return text or type(exc).__name__
 
 
@@ -71,4 +74,4 @@ def _crash(exc: BaseException) -> str:
 
 def quoted_names(message: str) -> list[str]:
     """Names quoted in a tosca-parser message, in order."""
-    return [a or b for a, b in _QUOTED.findall(message)]
+    return [*_DOUBLE_QUOTED.findall(message), *_SINGLE_QUOTED.findall(message)]

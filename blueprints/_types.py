@@ -26,6 +26,18 @@ _PROPERTY_DEFINITION_KEYS = frozenset(
         "metadata",
     }
 )
+_NORMATIVE_PREFIXES = (
+    "tosca.nodes.",
+    "tosca.relationships.",
+    "tosca.capabilities.",
+    "tosca.interfaces.node.lifecycle.",
+    "tosca.interfaces.relationship.",
+    "tosca.artifacts.",
+    "tosca.policies.",
+    "tosca.groups.",
+    "tosca.datatypes.",
+    "tosca.datatypes.network.",
+)
 _INTERFACE_KEYWORDS = frozenset(
     {"type", "inputs", "description", "notifications", "derived_from", "metadata"}
 )
@@ -116,7 +128,18 @@ class TypeIndex:
         self._normative: Mapping[str, Any] = EntityType.TOSCA_DEF
         self._chains: dict[str, tuple[str, ...]] = {}
 
+    def canonical(self, name: str) -> str:
+        """The full name of a type written short (``Compute``, ``tosca:Compute``), as tosca-parser allows."""
+        if name in self._ours or name in self._normative:
+            return name
+        short = name[len("tosca:") :] if name.startswith("tosca:") else name
+        for prefix in _NORMATIVE_PREFIXES:
+            if prefix + short in self._normative:
+                return prefix + short
+        return name
+
     def definition(self, name: str) -> Mapping[str, Any] | None:
+        name = self.canonical(name)
         ours = self._ours.get(name)
         if ours is not None:
             return ours.definition
@@ -124,7 +147,7 @@ class TypeIndex:
         return found if isinstance(found, Mapping) else None
 
     def source(self, name: str) -> TypeDef | None:
-        return self._ours.get(name)
+        return self._ours.get(self.canonical(name))
 
     def known(self, name: str) -> bool:
         return self.definition(name) is not None
@@ -137,6 +160,7 @@ class TypeIndex:
         chain: list[str] = []
         current: str | None = name
         while current is not None and current not in chain:
+            current = self.canonical(current)
             definition = self.definition(current)
             if definition is None:
                 break
@@ -148,7 +172,7 @@ class TypeIndex:
         return result
 
     def is_a(self, name: str, base: str) -> bool:
-        return base in self.chain(name)
+        return self.canonical(base) in self.chain(name)
 
     def _merged(self, name: str, section: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
