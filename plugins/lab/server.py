@@ -8,6 +8,7 @@ Operations: ``lab.server.create``, ``lab.server.start``, ``lab.server.stop``, ``
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,22 @@ def build(ctx: OperationContext) -> dict[str, Any]:
         "ssh_user": user,
         "ssh_key_file": str(key),
         "ssh_port": 22,
+        "python_interpreter": _python(),
         "mgmt_interface": MGMT_INTERFACE,
         "mgmt_host_interface": n.mgmt_veth,
         "mgmt_bridge": mgmt.bridge,
         "mgmt_cidr": str(mgmt.subnet),
         "mgmt_host_address": mgmt.host_address,
     }
+
+
+def _python() -> str:
+    """The Python Ansible should use in a server: namespaces share the host's files, so the host's Python.
+
+    Named explicitly because interpreter discovery over ssh can pick a broken shim (pyenv) on the login PATH.
+    """
+    system = Path("/usr/bin/python3")
+    return str(system) if system.exists() else sys.executable
 
 
 def _set_all(ctx: OperationContext, attributes: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,17 @@ For tests and the REPL::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tempano.plugins.contract import InstanceView, Relationship, Resource
+from tempano.plugins.contract import InstanceView, OperationFn, Relationship, Resource
 from tempano.plugins.lab._plugin import plugin
+from tempano.plugins.lab.cleanup import cleanup, leftovers
 from tempano.plugins.lab.port import BINDS_TO, LINKS_TO
 from tempano.plugins.testing import LocalContext, instance
 
@@ -47,7 +52,7 @@ class LabDeployment:
 
     def call(
         self,
-        reference: str,
+        reference: str | OperationFn,
         inst: InstanceView,
         operation: str,
         *,
@@ -69,7 +74,8 @@ class LabDeployment:
             blueprint_dir=blueprint_dir,
         )
         self.last_context = ctx
-        return plugin.operations[reference](ctx)
+        fn = plugin.operations[reference] if isinstance(reference, str) else reference
+        return fn(ctx)
 
     def server(self, name: str, **properties: Any) -> InstanceView:
         """create + start a server."""
@@ -101,3 +107,41 @@ class LabDeployment:
                 self.call("server.stop", inst, "stop")
             self.call(f"{kind}.delete", inst, "delete", relationships=rels)
         self.created.clear()
+
+
+@contextlib.contextmanager
+def lab_deployment(prefix: str = "labtest") -> Iterator[LabDeployment]:
+    """A deployment with a unique id; everything of it is removed afterwards, even when the body fails.
+
+    Raises AssertionError after the cleanup if something survived (a bug in the delete operations).
+    """
+    deployment = LabDeployment(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield deployment
+    finally:
+        cleanup(deployment.deployment_id)
+    left = leftovers(deployment.deployment_id)
+    assert left == [], f"cleanup left {left}"
+
+
+PROBE = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])) as conn:
+        conn.settimeout(float(sys.argv[3]))
+        print(conn.recv(200).decode(errors="replace").strip() or "connected")
+except OSError as exc:
+    print(f"error: {exc}")
+"""
+
+
+def tcp_probe(namespace: str, address: str, port: int, timeout: float = 1.5) -> str:
+    """Connect from inside ``namespace``; the peer's greeting (or ``connected``), else ``error: ...``."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", PROBE, address, str(port), str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+        check=False,
+    )
+    return done.stdout.strip() or f"error: {done.stderr.strip()}"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tempano.plugins.lab import cleanup, leftovers
-from tempano.plugins.lab.testing import LabDeployment
+from tempano.plugins.lab.testing import LabDeployment, lab_deployment
 
 
 @pytest.fixture
@@ -24,9 +22,5 @@ def lab_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def lab(lab_dir: Path) -> Iterator[LabDeployment]:
-    deployment = LabDeployment(f"labtest-{uuid.uuid4().hex[:8]}")
-    try:
+    with lab_deployment("labtest") as deployment:
         yield deployment
-    finally:
-        cleanup(deployment.deployment_id)
-        assert leftovers(deployment.deployment_id) == []
