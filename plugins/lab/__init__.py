@@ -9,8 +9,8 @@ Operations (implementation references ``lab.<name>``): ``server.create/start/sto
 State files live under ``$TEMPANO_LAB_DIR`` (default ``/var/lib/tempano/lab``), one folder per deployment.
 """
 
-from tempano.plugins.lab import network, port, server
+from tempano.plugins.lab import network, port, router, server
 from tempano.plugins.lab._plugin import plugin
 from tempano.plugins.lab.cleanup import cleanup, leftovers
 
-__all__ = ["cleanup", "leftovers", "network", "plugin", "port", "server"]
+__all__ = ["cleanup", "leftovers", "network", "plugin", "port", "router", "server"]

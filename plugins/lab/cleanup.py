@@ -8,6 +8,7 @@ For tests, for ``tempano`` maintenance commands, and for operators after a lost 
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -33,11 +34,33 @@ def cleanup(deployment_id: str) -> list[str]:
         name = str(rec.get("ifname", ""))
         if name.startswith(tag) and _system.delete_link(name):
             removed.append(f"interface {name}")
+    for table, rule in _host_rules(deployment_id):
+        _system.run(
+            ["iptables", "-t", table, *shlex.split(rule.replace("-A ", "-D ", 1))],
+            what=f"removing host rule {rule}",
+            check=False,
+        )
+        removed.append(f"host rule {rule}")
     _state.release_mgmt_subnet(deployment_id)
     if directory.exists():
         shutil.rmtree(directory)
         removed.append(f"directory {directory}")
     return removed
+
+
+def _host_rules(deployment_id: str) -> list[tuple[str, str]]:
+    """Host iptables rules added by routers of the deployment (comment ``tempano-lab <deployment> ...``)."""
+    if shutil.which("iptables") is None:
+        return []
+    found: list[tuple[str, str]] = []
+    for table in ("nat", "filter"):
+        listing = _system.run(["iptables", "-t", table, "-S"], what="listing host rules", check=False).stdout
+        found += [
+            (table, line)
+            for line in listing.splitlines()
+            if line.startswith("-A ") and f'"tempano-lab {deployment_id} ' in line
+        ]
+    return found
 
 
 def leftovers(deployment_id: str) -> list[str]:
@@ -53,6 +76,7 @@ def leftovers(deployment_id: str) -> list[str]:
             continue
         if str(directory) + "/" in cmdline:
             found.append(f"process {proc.parent.name}: {cmdline.strip()}")
+    found += [f"host rule {rule}" for _, rule in _host_rules(deployment_id)]
     if directory.exists():
         found.append(f"directory {directory}")
     return found

@@ -110,7 +110,8 @@ def create_server(ctx: OperationContext) -> dict[str, Any]:
     return _set_all(ctx, build(ctx))
 
 
-def _start(ctx: OperationContext) -> dict[str, Any]:
+def start(ctx: OperationContext) -> dict[str, Any]:
+    """Start (or adopt) the sshd and wait until it answers; returns ``{sshd_pid}``."""
     _system.require_privileges()
     n = names(ctx.deployment_id, ctx.instance.id)
     address = ctx.instance.attributes.get("ip")
@@ -131,7 +132,7 @@ def _start(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("server.start")
 def start_server(ctx: OperationContext) -> dict[str, Any]:
     """Start the server's sshd (adopting one that already runs) and wait until it answers."""
-    return _start(ctx)
+    return start(ctx)
 
 
 @plugin.operation("server.stop")

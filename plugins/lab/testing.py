@@ -28,10 +28,12 @@ from tempano.plugins.testing import LocalContext, instance
 SERVER = "tempano.nodes.lab.Server"
 NETWORK = "tempano.nodes.lab.Network"
 PORT = "tempano.nodes.lab.Port"
+ROUTER = "tempano.nodes.lab.Router"
 HIERARCHY = {
     SERVER: (SERVER, "tosca.nodes.Compute", "tosca.nodes.Root"),
     NETWORK: (NETWORK, "tosca.nodes.network.Network", "tosca.nodes.Root"),
     PORT: (PORT, "tosca.nodes.network.Port", "tosca.nodes.Root"),
+    ROUTER: (ROUTER, SERVER, "tosca.nodes.Compute", "tosca.nodes.Root"),
 }
 
 
@@ -85,6 +87,14 @@ class LabDeployment:
         self.call("server.start", inst, "start")
         return inst
 
+    def router(self, name: str, **properties: Any) -> InstanceView:
+        """create + start a router (NAT to the outside unless ``nat=False``)."""
+        inst = instance(name, type=ROUTER, type_hierarchy=HIERARCHY[ROUTER], properties=properties)
+        self.created.append(("router", inst, ()))
+        self.call("router.create", inst, "create")
+        self.call("router.start", inst, "start")
+        return inst
+
     def network(self, name: str, cidr: str, **properties: Any) -> InstanceView:
         inst = instance(
             name, type=NETWORK, type_hierarchy=HIERARCHY[NETWORK], properties={"cidr": cidr, **properties}
@@ -103,8 +113,8 @@ class LabDeployment:
     def uninstall(self) -> None:
         """stop + delete every instance, newest first, from the ledger."""
         for kind, inst, rels in reversed(self.created):
-            if kind == "server":
-                self.call("server.stop", inst, "stop")
+            if kind in ("server", "router"):
+                self.call(f"{kind}.stop", inst, "stop")
             self.call(f"{kind}.delete", inst, "delete", relationships=rels)
         self.created.clear()
 
