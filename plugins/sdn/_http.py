@@ -7,6 +7,7 @@ are not retryable.
 
 from __future__ import annotations
 
+import json as jsonlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,7 @@ class ControllerClient:
         controller: str,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        content_type: str = "application/json",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not site.controller_url:
@@ -61,6 +63,7 @@ class ControllerClient:
             base_url=self.base_url, auth=auth, headers=all_headers, timeout=timeout, transport=transport
         )
         self.timeout = timeout
+        self.content_type = content_type
 
     def request(
         self,
@@ -78,7 +81,13 @@ class ControllerClient:
         """
         what = f"{method} {self.base_url}{path}"
         try:
-            response = self._client.request(method, path, json=json)
+            if json is None:
+                response = self._client.request(method, path)
+            else:
+                body = jsonlib.dumps(json).encode()
+                response = self._client.request(
+                    method, path, content=body, headers={"Content-Type": self.content_type}
+                )
         except httpx.TimeoutException:
             raise RetryableError(
                 f"{self.controller} at {self.base_url} did not answer {what} within {self.timeout:g}s "

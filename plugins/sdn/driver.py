@@ -57,7 +57,11 @@ class SiteSpec:
     attachment_point: str | None = None
     """Controller drivers: where the site's networks enter the WAN (ONOS connect point ``of:.../1``)."""
     site_id: str | None = None
-    """An existing controller-side site to use instead of creating one (IETF L2VPN)."""
+    """The controller-side site (IETF L2VPN): given by the blueprint, or made by site.create."""
+    site_id_given: bool = False
+    """True when the blueprint named an existing site_id: tempano uses it and never deletes it."""
+    key: str = ""
+    """The idempotency key of the operation (site.create names what it makes from it)."""
 
 
 @dataclass(frozen=True)

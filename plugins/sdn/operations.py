@@ -7,6 +7,7 @@ named by the site's ``credentials_secret`` property, never from properties thems
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -52,6 +53,7 @@ def site_spec(view: InstanceView) -> SiteSpec:
         attachment_point=opt("attachment_point"),
         site_id=opt("site_id")
         or (str(view.attributes["site_id"]) if view.attributes.get("site_id") else None),
+        site_id_given=opt("site_id") is not None,
     )
 
 
@@ -172,7 +174,9 @@ def _delete_ledger(ctx: OperationContext, site: SiteSpec, what: str) -> list[str
 @plugin.operation("site.create")
 def create_site(ctx: OperationContext) -> dict[str, Any]:
     """Validate the site's backend (edge namespace, controller, credentials) and make what it needs."""
-    site = site_spec(ctx.instance)
+    site = dataclasses.replace(site_spec(ctx.instance), key=ctx.idempotency_key)
+    if not site.key:
+        raise ConfigurationError(f"site {site.name!r}: the engine gave site.create no idempotency key")
     with driver_for(ctx, site) as driver:
         attributes = {
             "driver": site.driver,

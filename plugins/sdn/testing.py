@@ -144,6 +144,9 @@ class Emulator:
                 data = json.loads(body) if body else None
             except ValueError:
                 return self.error(400, "malformed-message", "request body is not JSON")
+            ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+            if body and not self.accepts(ctype):
+                return self.error(415, "invalid-value", f"unsupported media type {ctype!r}")
             answer = self.handle(method, urlsplit(raw_path).path, data)
             if method != "GET" and answer[0] < 300 and faults.roll(faults.lost_reply_rate):
                 return self.error(502, "operation-failed", "injected fault: reply lost after commit")
@@ -162,6 +165,9 @@ class Emulator:
 
     def json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> Answer:
         return status, {"Content-Type": self.content_type, **(headers or {})}, json.dumps(document).encode()
+
+    def accepts(self, content_type: str) -> bool:
+        return content_type.split(";")[0].strip() == self.content_type
 
     def error(self, status: int, tag: str, message: str) -> Answer:
         raise NotImplementedError
