@@ -56,9 +56,7 @@ class Blueprint:
         return self.positions.detail(path, message, entity)
 
 
-def load(
-    path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS
-) -> Blueprint:
+def load(path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS) -> Blueprint:
     """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
     given = Path(path)
     if given.is_dir():
@@ -132,11 +130,7 @@ def _load_file(
     document = read_document(root, display, limits, sources)
     if not isinstance(document.data, Mapping):
         raise BlueprintLoadError(
-            [
-                ErrorDetail(
-                    "the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1
-                )
-            ]
+            [ErrorDetail("the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1)]
         )
     sources.documents[display] = document
     resolver = ImportResolver(
@@ -197,9 +191,7 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
     for name in names:
         path = _first_mention(blueprint.template, name, ())
         if path is not None:
-            entity = (
-                str(path[2]) if len(path) > 2 and path[:2] == ("topology_template", "node_templates") else ""
-            )
+            entity = str(path[2]) if len(path) > 2 and path[:2] == ("topology_template", "node_templates") else ""
             return blueprint.detail(path, message, entity)
     return blueprint.detail((), message)
 

@@ -76,8 +76,7 @@ def resolve_playbook(ctx: OperationContext) -> Path:
         )
     if not path.is_file():
         raise ResourceNotFound(
-            f"{ctx.instance.id} {ctx.operation}: playbook {name!r} does not exist in the blueprint "
-            f"directory {base}"
+            f"{ctx.instance.id} {ctx.operation}: playbook {name!r} does not exist in the blueprint directory {base}"
         )
     return path
 
@@ -184,9 +183,7 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
     if status == "canceled":
         raise NonRetryableError(f"{where} was cancelled")
     if status == "timeout":
-        raise NonRetryableError(
-            f"{where} did not finish within {timeout} s; raise the timeout input or fix it"
-        )
+        raise NonRetryableError(f"{where} did not finish within {timeout} s; raise the timeout input or fix it")
     if progress.failed:
         first = progress.failed[0]
         raise NonRetryableError(
@@ -196,8 +193,7 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
     if progress.unreachable:
         first = progress.unreachable[0]
         raise RetryableError(
-            f"{where}: host {first.host} is unreachable ({first.message}); check that it runs and its "
-            "sshd answers",
+            f"{where}: host {first.host} is unreachable ({first.message}); check that it runs and its sshd answers",
             details={"host": first.host, "task": first.task, "message": first.message},
         )
     if status != "successful":

@@ -67,9 +67,7 @@ def in_use(deployment_id: str) -> bool:
     mgmt = _naming.mgmt_bridge_name(deployment_id)
     if any(ns.startswith(tag + "-") for ns in _system.netns_list()):
         return True
-    return any(
-        str(rec.get("ifname", "")).startswith(tag) and rec.get("ifname") != mgmt for rec in _system.links()
-    )
+    return any(str(rec.get("ifname", "")).startswith(tag) and rec.get("ifname") != mgmt for rec in _system.links())
 
 
 def prune(deployment_id: str) -> list[str]:

@@ -126,8 +126,7 @@ class Ipam:
         for label, value in (("gateway_ip", gateway), ("start_ip", start), ("end_ip", end)):
             if value is not None and _parse_address(value, f"network {self.network} {label}") not in network:
                 raise ConfigurationError(
-                    f"network {self.network}: {label} {value} is outside its cidr {network}; "
-                    "fix the blueprint"
+                    f"network {self.network}: {label} {value} is outside its cidr {network}; fix the blueprint"
                 )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self.path.with_suffix(".lock")):
@@ -194,9 +193,7 @@ def _parse_network(text: str, where: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(text, strict=False)
     except ValueError as exc:
-        raise ConfigurationError(
-            f"{where}: {text!r} is not an IPv4 subnet like 10.0.1.0/24 ({exc})"
-        ) from None
+        raise ConfigurationError(f"{where}: {text!r} is not an IPv4 subnet like 10.0.1.0/24 ({exc})") from None
 
 
 def _parse_address(text: str, where: str) -> ipaddress.IPv4Address:
@@ -211,9 +208,7 @@ def mgmt_subnet(deployment_id: str, used: set[ipaddress.IPv4Network]) -> ipaddre
 
     ``used`` are subnets already routed on the host (by anything): they are skipped.
     """
-    pool = _parse_network(
-        os.environ.get("TEMPANO_LAB_MGMT_POOL") or DEFAULT_MGMT_POOL, "TEMPANO_LAB_MGMT_POOL"
-    )
+    pool = _parse_network(os.environ.get("TEMPANO_LAB_MGMT_POOL") or DEFAULT_MGMT_POOL, "TEMPANO_LAB_MGMT_POOL")
     path = lab_root() / "mgmt.json"
     with locked(lab_root() / "mgmt.lock"):
         table = _read_json(path)

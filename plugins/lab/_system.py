@@ -67,8 +67,7 @@ def run(
         done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
         raise NonRetryableError(
-            f"{what}: the command `{args[0]}` is not installed on this worker; "
-            "install it (scripts/setup does)"
+            f"{what}: the command `{args[0]}` is not installed on this worker; install it (scripts/setup does)"
         ) from None
     except subprocess.TimeoutExpired:
         raise RetryableError(f"{what}: `{command}` did not finish within {timeout:.0f} s; retrying") from None

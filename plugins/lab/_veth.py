@@ -57,9 +57,7 @@ def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, 
             what=f"attaching {host_name} to bridge {bridge}",
         )
     _system.run(["ip", "link", "set", "dev", host_name, "up"], what=f"bringing {host_name} up")
-    _system.run(
-        ["ip", "-n", namespace, "link", "set", "dev", inner, "up"], what=f"bringing {namespace}:{inner} up"
-    )
+    _system.run(["ip", "-n", namespace, "link", "set", "dev", inner, "up"], what=f"bringing {namespace}:{inner} up")
     return inner
 
 

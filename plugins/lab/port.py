@@ -51,8 +51,7 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
         pool = ipam.read()
         if pool is None:
             raise NonRetryableError(
-                f"port {ctx.instance.id}: network {network.id} has no address pool in {ipam.path}; "
-                "recreate the network"
+                f"port {ctx.instance.id}: network {network.id} has no address pool in {ipam.path}; recreate the network"
             )
         fixed = props.get("ip_address")
         address = ipam.allocate(ctx.idempotency_key, str(fixed) if fixed else None)

@@ -47,9 +47,7 @@ def _host_rules(ctx: OperationContext, address: str, mgmt_cidr: str) -> list[lis
 def _rule_exists(rule: list[str], namespace: str | None = None) -> bool:
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
     table, chain, *spec = rule
-    done = _system.run(
-        [*prefix, "iptables", "-t", table, "-C", chain, *spec], what="checking a rule", check=False
-    )
+    done = _system.run([*prefix, "iptables", "-t", table, "-C", chain, *spec], what="checking a rule", check=False)
     return done.returncode == 0
 
 
@@ -59,9 +57,7 @@ def _add_rule(rule: list[str], where: str, namespace: str | None = None) -> None
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
     table, chain, *spec = rule
     verb = "-A" if chain == "POSTROUTING" else "-I"
-    _system.run(
-        [*prefix, "iptables", "-t", table, verb, chain, *spec], what=f"adding an iptables rule on {where}"
-    )
+    _system.run([*prefix, "iptables", "-t", table, verb, chain, *spec], what=f"adding an iptables rule on {where}")
 
 
 def _delete_rule(rule: list[str]) -> bool:
@@ -104,9 +100,7 @@ def create_router(ctx: OperationContext) -> dict[str, Any]:
             ctx.record_resource("host_rule", " ".join(rule), {"rule": rule})
             _add_rule(rule, "the host")
     ctx.set_attribute("nat", nat)
-    ctx.log(
-        "%s: router namespace %s, NAT to the outside %s", ctx.instance.id, namespace, "on" if nat else "off"
-    )
+    ctx.log("%s: router namespace %s, NAT to the outside %s", ctx.instance.id, namespace, "on" if nat else "off")
     return {**attributes, "nat": nat}
 
 
@@ -141,9 +135,7 @@ def delete_router(ctx: OperationContext) -> None:
 
 
 def _tempano_rules_left() -> bool:
-    done = _system.run(
-        ["iptables", "-t", "nat", "-S", "POSTROUTING"], what="listing host NAT rules", check=False
-    )
+    done = _system.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], what="listing host NAT rules", check=False)
     return "tempano-lab " in done.stdout
 
 
@@ -160,7 +152,5 @@ def check_router(ctx: OperationContext) -> dict[str, Any]:
         raise NonRetryableError(f"router {ctx.instance.id} is unhealthy: forwarding is off in {namespace}")
     for res in ctx.resources("host_rule"):
         if not _rule_exists([str(part) for part in res.data["rule"]]):
-            raise NonRetryableError(
-                f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone"
-            )
+            raise NonRetryableError(f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone")
     return facts

@@ -55,9 +55,7 @@ def build(ctx: OperationContext) -> dict[str, Any]:
         key = _deployment.ensure_keypair(dep)
         # recorded before it is made: a crash right after creation can't leave an unknown object behind
         address = _state.Ipam(dep, _deployment.MGMT_NETWORK).allocate(ctx.idempotency_key)
-        ctx.record_resource(
-            "address", address, {"network": _deployment.MGMT_NETWORK, "key": ctx.idempotency_key}
-        )
+        ctx.record_resource("address", address, {"network": _deployment.MGMT_NETWORK, "key": ctx.idempotency_key})
         ctx.record_resource("namespace", n.namespace)
         if not _system.netns_exists(n.namespace):
             _system.run(["ip", "netns", "add", n.namespace], what=f"creating namespace {n.namespace}")
@@ -204,9 +202,7 @@ def health(ctx: OperationContext) -> dict[str, Any]:
         raise NonRetryableError(f"server {ctx.instance.id} is unhealthy: its namespace {n.namespace} is gone")
     pid = _sshd.sshd_pid(n.directory)
     if pid is None:
-        raise NonRetryableError(
-            f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}"
-        )
+        raise NonRetryableError(f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}")
     if not address or not _sshd.accepts(address):
         raise NonRetryableError(
             f"server {ctx.instance.id} is unhealthy: sshd (pid {pid}) does not answer on {address or '?'}:22 "

@@ -96,9 +96,7 @@ class LabDeployment:
         return inst
 
     def network(self, name: str, cidr: str, **properties: Any) -> InstanceView:
-        inst = instance(
-            name, type=NETWORK, type_hierarchy=HIERARCHY[NETWORK], properties={"cidr": cidr, **properties}
-        )
+        inst = instance(name, type=NETWORK, type_hierarchy=HIERARCHY[NETWORK], properties={"cidr": cidr, **properties})
         self.created.append(("network", inst, ()))
         self.call("network.create", inst, "create")
         return inst

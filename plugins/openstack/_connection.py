@@ -45,9 +45,7 @@ def connect(cloud: str) -> Any:
             try:
                 conn = openstack.connect(cloud=cloud)
             except openstack.exceptions.ConfigException as exc:
-                where = (
-                    key[0] or "the standard locations (./clouds.yaml, ~/.config/openstack/, /etc/openstack/)"
-                )
+                where = key[0] or "the standard locations (./clouds.yaml, ~/.config/openstack/, /etc/openstack/)"
                 raise ConfigurationError(
                     f"cloud {cloud!r} is not usable from clouds.yaml in {where}: {exc}; add an entry named "
                     f"{cloud!r} there (OS_CLIENT_CONFIG_FILE chooses the file) or fix the node's `cloud` "

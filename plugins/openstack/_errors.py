@@ -59,13 +59,9 @@ def translate(exc: BaseException, where: Where, action: str) -> PluginError:
     """The contract error for an exception raised while doing ``action`` on ``where``."""
     reason = _reason(exc)
     head = f"could not {action} {where}: {reason}"
-    if (
-        isinstance(exc, ksa.Unauthorized | ksa.AuthorizationFailure)
-        or getattr(exc, "status_code", None) == 401
-    ):
+    if isinstance(exc, ksa.Unauthorized | ksa.AuthorizationFailure) or getattr(exc, "status_code", None) == 401:
         return AuthenticationFailed(
-            f"{head}; cloud {where.cloud!r} refused the credentials of its clouds.yaml entry: fix its auth "
-            "section"
+            f"{head}; cloud {where.cloud!r} refused the credentials of its clouds.yaml entry: fix its auth section"
         )
     if isinstance(exc, ksa.EndpointNotFound | sdk.EndpointNotFound):
         return ConfigurationError(
@@ -83,9 +79,7 @@ def translate(exc: BaseException, where: Where, action: str) -> PluginError:
         | requests.Timeout
         | sdk.ResourceTimeout,
     ):
-        return RetryableError(
-            f"{head}; cloud {where.cloud!r} could not be reached in time, the operation will retry"
-        )
+        return RetryableError(f"{head}; cloud {where.cloud!r} could not be reached in time, the operation will retry")
     if isinstance(exc, sdk.DuplicateResource):
         return ConfigurationError(f"{head}; several resources match that name: give the id instead")
     if isinstance(exc, sdk.HttpException):
@@ -97,19 +91,13 @@ def translate(exc: BaseException, where: Where, action: str) -> PluginError:
                 "administrator for a higher quota"
             )
         if status >= 500 or status == 429:
-            return RetryableError(
-                f"{head}; cloud {where.cloud!r} had a transient failure, the operation will retry"
-            )
+            return RetryableError(f"{head}; cloud {where.cloud!r} had a transient failure, the operation will retry")
         if status == 404 or (status == 400 and _MISSING.search(reason)):
-            return ResourceNotFound(
-                f"{head}; check the name or id in the blueprint against cloud {where.cloud!r}"
-            )
+            return ResourceNotFound(f"{head}; check the name or id in the blueprint against cloud {where.cloud!r}")
         if status == 409 and _EXISTS.search(reason):
             return ConfigurationError(f"{head}; choose another name, or adopt it with use_external_resource")
         if status == 409:
-            return RetryableError(
-                f"{head}; the resource is busy on cloud {where.cloud!r}, the operation will retry"
-            )
+            return RetryableError(f"{head}; the resource is busy on cloud {where.cloud!r}, the operation will retry")
         if status == 403:
             return NonRetryableError(
                 f"{head}; the user of cloud {where.cloud!r} is not allowed to do this: ask for the role or "

@@ -216,9 +216,7 @@ class Op:
                 )
             self.ctx.cancelled.wait(self.poll_interval)
 
-    def delete_recorded(
-        self, delete: Callable[[str], None], fetch: Callable[[str], Any | None] | None = None
-    ) -> None:
+    def delete_recorded(self, delete: Callable[[str], None], fetch: Callable[[str], Any | None] | None = None) -> None:
         """Delete exactly what the ledger holds for this kind (adopted externals are only forgotten)."""
         for entry in self.ctx.resources(self.kind):
             if not entry.external:

@@ -56,18 +56,14 @@ def scalar_size(value: Any, unit: str) -> int:
         return int(float(number))
     factor = _SIZE_UNITS.get(suffix.strip().lower())
     if factor is None:
-        raise ConfigurationError(
-            f"unknown size unit in {value!r}: use B, kB, KiB, MB, MiB, GB, GiB, TB or TiB"
-        )
+        raise ConfigurationError(f"unknown size unit in {value!r}: use B, kB, KiB, MB, MiB, GB, GiB, TB or TiB")
     return max(1, round(float(number) * factor / _SIZE_UNITS[unit.lower()]))
 
 
 def nfv_extra_specs(properties: Mapping[str, Any]) -> dict[str, str]:
     """Flavor extra specs for NFV placement from the node's properties (``flavor_extra_specs`` wins on "
     "conflict)."""
-    specs = {
-        spec: str(properties[prop]) for prop, spec in _NFV_SPECS.items() if properties.get(prop) is not None
-    }
+    specs = {spec: str(properties[prop]) for prop, spec in _NFV_SPECS.items() if properties.get(prop) is not None}
     specs.update({str(k): str(v) for k, v in (properties.get("flavor_extra_specs") or {}).items()})
     return specs
 
@@ -138,12 +134,9 @@ def _nics(o: Op) -> list[dict[str, str]] | str:
         if rel.target.is_a(types.PORT) or rel.target.is_a(types.NETWORK):
             if not rel.target.attributes.get("id"):
                 raise ConfigurationError(
-                    f"{o.where} is related to {rel.target.id}, which has no `id` yet: it must be created "
-                    "first"
+                    f"{o.where} is related to {rel.target.id}, which has no `id` yet: it must be created first"
                 )
-            nics.append(
-                {("port" if rel.target.is_a(types.PORT) else "uuid"): str(rel.target.attributes["id"])}
-            )
+            nics.append({("port" if rel.target.is_a(types.PORT) else "uuid"): str(rel.target.attributes["id"])})
     # no NIC asked: let Nova pick the project's network, as `openstack server create` does
     return nics or "auto"
 
@@ -176,9 +169,7 @@ def _server_attrs(o: Op) -> dict[str, Any]:
     if props.get("security_groups"):
         attrs["security_groups"] = [{"name": str(g)} for g in props["security_groups"]]
     hints = {str(k): v for k, v in (props.get("scheduler_hints") or {}).items()}
-    groups = [
-        str(t.attributes["id"]) for t in ctx.targets(node_type=types.SERVER_GROUP) if t.attributes.get("id")
-    ]
+    groups = [str(t.attributes["id"]) for t in ctx.targets(node_type=types.SERVER_GROUP) if t.attributes.get("id")]
     if props.get("server_group"):
         group = find_or_fail(o, "server group", str(props["server_group"]), o.conn.compute.find_server_group)
         groups.insert(0, str(group.id))
@@ -213,9 +204,7 @@ def _adopt_or_boot(o: Op) -> tuple[Any, bool]:
 def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
     addresses = server.addresses or {}
     fixed = [a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") != "floating"]
-    floating = [
-        a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") == "floating"
-    ]
+    floating = [a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") == "floating"]
     outputs = {
         "id": server.id,
         "name": server.name,
@@ -226,8 +215,7 @@ def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
         "public_address": floating[0] if floating else None,
         "addresses": {net: [a["addr"] for a in ips] for net, ips in addresses.items()},
         "networks": {
-            net: {"network_name": net, "addresses": [a["addr"] for a in ips]}
-            for net, ips in addresses.items()
+            net: {"network_name": net, "addresses": [a["addr"] for a in ips]} for net, ips in addresses.items()
         },
     }
     for name, value in outputs.items():
@@ -308,9 +296,7 @@ def delete_server(ctx: OperationContext) -> None:
     """Delete the servers (and the NFV flavor) the ledger holds, waiting until they are gone."""
     o = op(ctx, "server")
     compute = o.conn.compute
-    o.delete_recorded(
-        lambda i: compute.delete_server(i, ignore_missing=True), ignore_missing_get(compute.get_server)
-    )
+    o.delete_recorded(lambda i: compute.delete_server(i, ignore_missing=True), ignore_missing_get(compute.get_server))
     op(ctx, "flavor").delete_recorded(lambda i: compute.delete_flavor(i, ignore_missing=True))
 
 
@@ -345,9 +331,7 @@ def create_keypair(ctx: OperationContext) -> dict[str, Any]:
     compute = o.conn.compute
     public_key = str(ctx.properties.get("public_key") or "").strip()
     if not public_key and o.external_id() is None:
-        raise ConfigurationError(
-            f"{o.where} needs a `public_key` (tempano does not keep generated private keys)"
-        )
+        raise ConfigurationError(f"{o.where} needs a `public_key` (tempano does not keep generated private keys)")
     name = o.where.name
 
     def mine() -> list[Any]:
@@ -441,9 +425,7 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
         with o.call(f"attach volume {volume_id} to server {server_id} for"):
             attachment = compute.create_volume_attachment(server_id, volume=volume_id)
     o.record(resource_id, server_id=server_id, volume_id=volume_id)
-    o.wait_for(
-        volume_id, ignore_missing_get(storage.get_volume), ready={"in-use"}, failed={"error"}, stage="in-use"
-    )
+    o.wait_for(volume_id, ignore_missing_get(storage.get_volume), ready={"in-use"}, failed={"error"}, stage="in-use")
     ctx.set_attribute("device", attachment.device)
     return {"device": attachment.device}
 

@@ -56,9 +56,7 @@ def _network_id(o: Op) -> str:
         return str(find_or_fail(o, "network", str(ref), o.conn.network.find_network).id)
     related = _one_target(o.ctx, types.NETWORK)
     if related is None:
-        raise ConfigurationError(
-            f"{o.where} needs a network: a `network` property or a relationship to a Network"
-        )
+        raise ConfigurationError(f"{o.where} needs a network: a `network` property or a relationship to a Network")
     return related
 
 
@@ -345,9 +343,7 @@ def _wanted_port(o: Op) -> str | None:
         with o.call(f"list the ports of server {server} for"):
             ports = list(o.conn.network.ports(device_id=server))
         if not ports:
-            raise ConfigurationError(
-                f"{o.where} is related to server {server}, which has no port to put it on"
-            )
+            raise ConfigurationError(f"{o.where} is related to server {server}, which has no port to put it on")
         return str(ports[0].id)
     return None
 
@@ -374,9 +370,7 @@ def create_floating_ip(ctx: OperationContext) -> dict[str, Any]:
         def attrs() -> dict[str, Any]:
             ref = props.get("floating_network")
             if not ref:
-                raise ConfigurationError(
-                    f"{o.where} needs `floating_network` (the external network's name or id)"
-                )
+                raise ConfigurationError(f"{o.where} needs `floating_network` (the external network's name or id)")
             values: dict[str, Any] = {
                 "floating_network_id": find_or_fail(o, "network", str(ref), network.find_network).id
             }

@@ -60,9 +60,7 @@ def create_volume(ctx: OperationContext) -> dict[str, Any]:
     ready = {"available", "in-use"} if o.external_id() else {"available"}
     volume = o.wait_for(volume.id, get, ready=ready, failed={"error"}, stage="available")
     if volume.status == "error":
-        raise RetryableError(
-            f"{o.where} ({volume.id}) went to error; the retry deletes it and creates it anew"
-        )
+        raise RetryableError(f"{o.where} ({volume.id}) went to error; the retry deletes it and creates it anew")
     outputs = {"id": volume.id, "name": volume.name, "size": volume.size, "cloud": o.where.cloud}
     for key, value in outputs.items():
         ctx.set_attribute(key, value)

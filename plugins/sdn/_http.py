@@ -85,9 +85,7 @@ class ControllerClient:
                 response = self._client.request(method, path)
             else:
                 body = jsonlib.dumps(json).encode()
-                response = self._client.request(
-                    method, path, content=body, headers={"Content-Type": self.content_type}
-                )
+                response = self._client.request(method, path, content=body, headers={"Content-Type": self.content_type})
         except httpx.TimeoutException:
             raise RetryableError(
                 f"{self.controller} at {self.base_url} did not answer {what} within {self.timeout:g}s "
@@ -120,8 +118,7 @@ class ControllerClient:
                 details={"status": status},
             )
         return NonRetryableError(
-            f"{self.controller} at {self.base_url} rejected {what} for {subject} "
-            f"with HTTP {status}: {reason}",
+            f"{self.controller} at {self.base_url} rejected {what} for {subject} with HTTP {status}: {reason}",
             details={"status": status},
         )
 

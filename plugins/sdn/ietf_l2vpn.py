@@ -99,9 +99,7 @@ class IetfL2vpnDriver(SdnDriver):
     def check_site(self, site: SiteSpec) -> LinkStatus:
         if not site.site_id:
             return LinkStatus(LinkState.ABSENT, (f"site {site.name!r} has no L2VPN site id yet",))
-        response = self.client.request(
-            "GET", site_path(site.site_id), subject=f"site {site.name!r}", tolerate=(404,)
-        )
+        response = self.client.request("GET", site_path(site.site_id), subject=f"site {site.name!r}", tolerate=(404,))
         if response.status_code == 404:
             return LinkStatus(
                 LinkState.BROKEN,
@@ -144,9 +142,7 @@ class IetfL2vpnDriver(SdnDriver):
 
     def disconnect(self, resource: Resource) -> None:
         path = str(resource.data["path"])
-        self.client.request(
-            "DELETE", path, subject=f"{resource.kind} {resource.resource_id}", tolerate=(404,)
-        )
+        self.client.request("DELETE", path, subject=f"{resource.kind} {resource.resource_id}", tolerate=(404,))
 
     def status(self, link: LinkSpec) -> LinkStatus:
         subject = f"link {link.name!r}"
@@ -233,9 +229,7 @@ class IetfL2vpnDriver(SdnDriver):
             result.append((end.site.site_id, access))
         return result
 
-    def _create(
-        self, parent: str, path: str, body: dict[str, Any], subject: str, *, converge: bool = True
-    ) -> None:
+    def _create(self, parent: str, path: str, body: dict[str, Any], subject: str, *, converge: bool = True) -> None:
         """POST a list entry; on 409 (an earlier attempt made it) adopt it and PUT the wanted content.
 
         Sites are adopted as they are (``converge=False``): a PUT replaces the whole entry, and would

@@ -42,9 +42,7 @@ class IpCommandFailed(RetryableError):
     """An ``ip`` command failed for a reason other than a missing object."""
 
 
-def ip(
-    args: Sequence[str], *, namespace: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def ip(args: Sequence[str], *, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``ip [-n namespace] args``; a failure becomes an error naming the command and namespace."""
     cmd = ["ip", *(["-n", namespace] if namespace else []), *args]
     try:
@@ -57,9 +55,7 @@ def ip(
         raise IpCommandFailed(f"`{' '.join(cmd)}` did not finish within {IP_TIMEOUT_S:.0f}s") from None
     if check and proc.returncode != 0:
         where = f" in namespace {namespace!r}" if namespace else " in the host namespace"
-        raise IpCommandFailed(
-            f"`{' '.join(cmd)}` failed{where}: {proc.stderr.strip() or proc.stdout.strip()}"
-        )
+        raise IpCommandFailed(f"`{' '.join(cmd)}` failed{where}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
 
@@ -140,9 +136,7 @@ class LinuxVxlanDriver(SdnDriver):
             self._ensure_end(link, side, end, record)
         return {
             "vni": ends[0].vni,
-            "tunnel_interfaces": {
-                side: f"{e.namespace}/{e.vxlan}" for side, e in zip("ab", ends, strict=True)
-            },
+            "tunnel_interfaces": {side: f"{e.namespace}/{e.vxlan}" for side, e in zip("ab", ends, strict=True)},
         }
 
     def disconnect(self, resource: Resource) -> None:
@@ -268,9 +262,7 @@ class LinuxVxlanDriver(SdnDriver):
     @staticmethod
     def _vxlan_matches(info: Mapping[str, Any], end: TunnelEnd) -> bool:
         data = info.get("linkinfo", {}).get("info_data", {})
-        return bool(
-            data.get("id") == end.vni and data.get("local") == end.local and data.get("remote") == end.remote
-        )
+        return bool(data.get("id") == end.vni and data.get("local") == end.local and data.get("remote") == end.remote)
 
     def _inspect_end(self, link: LinkSpec, end: TunnelEnd) -> tuple[int, list[str]]:
         """How many of the end's devices exist, and a sentence per problem."""
@@ -292,9 +284,7 @@ class LinuxVxlanDriver(SdnDriver):
                 problems.append(f"{where}, interface {name} is not in bridge {end.bridge}")
         vx = devices[end.vxlan]
         if vx is not None and not self._vxlan_matches(vx, end):
-            problems.append(
-                f"{where}, vxlan {end.vxlan} does not carry VNI {end.vni} from {end.local} to {end.remote}"
-            )
+            problems.append(f"{where}, vxlan {end.vxlan} does not carry VNI {end.vni} from {end.local} to {end.remote}")
         host = link_info(end.host_veth)
         if host is None:
             problems.append(f"link {link.name!r}: host-side veth {end.host_veth} is missing")
@@ -302,8 +292,7 @@ class LinuxVxlanDriver(SdnDriver):
             found += 1
             if host.get("master") != end.site_bridge:
                 problems.append(
-                    f"link {link.name!r}: host-side veth {end.host_veth} "
-                    f"is not in site bridge {end.site_bridge}"
+                    f"link {link.name!r}: host-side veth {end.host_veth} is not in site bridge {end.site_bridge}"
                 )
         return found, problems
 

@@ -106,9 +106,7 @@ class OnosVplsDriver(SdnDriver):
             interfaces = self._port_interfaces(connect_point, subject)
             kept = [i for i in interfaces if i.get("name") != resource.data["interface"]]
             if len(kept) != len(interfaces):
-                self.client.request(
-                    "POST", PORTS_PATH, json={connect_point: {"interfaces": kept}}, subject=subject
-                )
+                self.client.request("POST", PORTS_PATH, json={connect_point: {"interfaces": kept}}, subject=subject)
 
     def status(self, link: LinkSpec) -> LinkStatus:
         subject = f"link {link.name!r}"
@@ -131,18 +129,14 @@ class OnosVplsDriver(SdnDriver):
             found += 1
             expected = {i["name"] for _, i in self._interfaces(link)}
             if set(vpls.get("interfaces", [])) != expected:
-                problems.append(
-                    f"{where}: VPLS {name} joins {vpls.get('interfaces')}, not {sorted(expected)}"
-                )
+                problems.append(f"{where}: VPLS {name} joins {vpls.get('interfaces')}, not {sorted(expected)}")
         if not problems:
             return LinkStatus(LinkState.UP, details={"vpls_name": name})
         return LinkStatus(LinkState.ABSENT if found == 0 else LinkState.BROKEN, tuple(problems))
 
     def list_links(self) -> list[str]:
         document = self._vpls_document("an audit")
-        return sorted(
-            v["name"] for v in document.get("vplsList", []) if v.get("name", "").startswith(NAME_PREFIX)
-        )
+        return sorted(v["name"] for v in document.get("vplsList", []) if v.get("name", "").startswith(NAME_PREFIX))
 
     def close(self) -> None:
         self.client.close()
@@ -161,8 +155,7 @@ class OnosVplsDriver(SdnDriver):
     def _interfaces(self, link: LinkSpec) -> list[tuple[str, dict[str, Any]]]:
         if link.service_type != "L2":
             raise ConfigurationError(
-                f"link {link.name!r}: ONOS VPLS provides L2 links only, not {link.service_type}; "
-                "set service_type to L2"
+                f"link {link.name!r}: ONOS VPLS provides L2 links only, not {link.service_type}; set service_type to L2"
             )
         base = vpls_name(link)
         result = []
@@ -173,8 +166,7 @@ class OnosVplsDriver(SdnDriver):
             result.append((self._attachment(end.site), interface))
         if result[0][0] == result[1][0]:
             raise ConfigurationError(
-                f"link {link.name!r}: both sites attach at {result[0][0]}; "
-                "each end needs its own connect point"
+                f"link {link.name!r}: both sites attach at {result[0][0]}; each end needs its own connect point"
             )
         return result
 
@@ -200,9 +192,7 @@ class OnosVplsDriver(SdnDriver):
         return document
 
     def _find_vpls(self, name: str, subject: str) -> dict[str, Any] | None:
-        return next(
-            (v for v in self._vpls_document(subject).get("vplsList", []) if v.get("name") == name), None
-        )
+        return next((v for v in self._vpls_document(subject).get("vplsList", []) if v.get("name") == name), None)
 
     @staticmethod
     def _differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:

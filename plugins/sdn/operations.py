@@ -40,9 +40,7 @@ def site_spec(view: InstanceView) -> SiteSpec:
 
     driver = opt("driver")
     if driver is None:
-        raise ConfigurationError(
-            f"site {view.id!r} has no driver property; set it to linux, onos or ietf-l2vpn"
-        )
+        raise ConfigurationError(f"site {view.id!r} has no driver property; set it to linux, onos or ietf-l2vpn")
     return SiteSpec(
         name=view.id,
         driver=driver,
@@ -51,8 +49,7 @@ def site_spec(view: InstanceView) -> SiteSpec:
         underlay_address=opt("underlay_address"),
         edge_namespace=opt("edge_namespace"),
         attachment_point=opt("attachment_point"),
-        site_id=opt("site_id")
-        or (str(view.attributes["site_id"]) if view.attributes.get("site_id") else None),
+        site_id=opt("site_id") or (str(view.attributes["site_id"]) if view.attributes.get("site_id") else None),
         site_id_given=opt("site_id") is not None,
     )
 
@@ -122,9 +119,7 @@ def link_spec(ctx: OperationContext) -> LinkSpec:
         )
     service_type = str(props.get("service_type", "L2"))
     if service_type not in ("L2", "L3"):
-        raise ConfigurationError(
-            f"link {ctx.instance.id!r}: service_type must be L2 or L3, not {service_type!r}"
-        )
+        raise ConfigurationError(f"link {ctx.instance.id!r}: service_type must be L2 or L3, not {service_type!r}")
     # Deletes and checks run under their own idempotency keys: the objects are named from create's key.
     key = str(ctx.attributes.get("link_key") or ctx.idempotency_key)
     return LinkSpec(
@@ -215,9 +210,7 @@ def create_link(ctx: OperationContext) -> dict[str, Any]:
     link = link_spec(ctx)
     ctx.set_attribute("link_key", link.key)
     with driver_for(ctx, link.a.site) as driver:
-        attributes = driver.connect(
-            link, _recorder(ctx, {"driver": link.a.site.driver, "link_key": link.key})
-        )
+        attributes = driver.connect(link, _recorder(ctx, {"driver": link.a.site.driver, "link_key": link.key}))
     for name, value in attributes.items():
         ctx.set_attribute(name, value)
     ctx.log("link %s up between %s and %s", link.name, link.a.site.name, link.b.site.name)

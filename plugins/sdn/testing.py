@@ -55,9 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, payload = self.server.emulator.dispatch(
-            self.command, self.path, dict(self.headers), body
-        )
+        status, headers, payload = self.server.emulator.dispatch(self.command, self.path, dict(self.headers), body)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -102,9 +100,7 @@ class Emulator:
 
     def start(self) -> Emulator:
         self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=type(self).__name__, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
@@ -243,9 +239,7 @@ class OnosEmulator(Emulator):
         elif len(parts) == 1:
             triples += [(parts[0], s, k, v) for s, cfg in data.items() for k, v in cfg.items()]
         else:
-            triples += [
-                (c, s, k, v) for c, subj in data.items() for s, cfg in subj.items() for k, v in cfg.items()
-            ]
+            triples += [(c, s, k, v) for c, subj in data.items() for s, cfg in subj.items() for k, v in cfg.items()]
         for subject_class, _subject, key, node in triples:
             problem = self._validate(subject_class, key, node)
             if problem:
@@ -299,9 +293,7 @@ class L2vpnEmulator(Emulator):
     ROOT = "/restconf/data/"
     KEYS = {"vpn-service": "vpn-id", "site": "site-id", "site-network-access": "network-access-id"}
 
-    def __init__(
-        self, username: str = "admin", password: str = "admin", faults: Faults | None = None
-    ) -> None:
+    def __init__(self, username: str = "admin", password: str = "admin", faults: Faults | None = None) -> None:
         super().__init__(username, password, faults)
         self.data: dict[str, Any] = {"vpn-services": {"vpn-service": []}, "sites": {"site": []}}
 
@@ -423,9 +415,7 @@ class L2vpnEmulator(Emulator):
                 if a.get("vpn-attachment", {}).get("vpn-id") == node["vpn-id"]
             ]
             if users:
-                return self.error(
-                    409, "in-use", f"vpn-service {node['vpn-id']} is used by {', '.join(users)}"
-                )
+                return self.error(409, "in-use", f"vpn-service {node['vpn-id']} is used by {', '.join(users)}")
         parent.remove(node)
         return 204, {}, b""
 

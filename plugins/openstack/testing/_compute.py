@@ -103,15 +103,9 @@ class Compute:
     def _advance(self, server: dict[str, Any]) -> None:
         """Move a building server on once its build time has passed (decided lazily, on every read)."""
         hidden = self.state.hidden[server["id"]]
-        if (
-            server["status"] == "BUILD"
-            and hidden["fate"] != "BUILD"
-            and time.monotonic() >= hidden["ready_at"]
-        ):
+        if server["status"] == "BUILD" and hidden["fate"] != "BUILD" and time.monotonic() >= hidden["ready_at"]:
             if hidden["fate"] == "ERROR":
-                server.update(
-                    status="ERROR", fault={"code": 500, "created": now(), "message": hidden["fault"]}
-                )
+                server.update(status="ERROR", fault={"code": 500, "created": now(), "message": hidden["fault"]})
                 server["OS-EXT-STS:vm_state"] = "error"
                 server["OS-EXT-STS:power_state"] = 0
             else:
@@ -208,8 +202,7 @@ class Compute:
                 limit, used = over
                 raise nova_error(
                     403,
-                    f"Quota exceeded for instances: Requested 1, but already used {used} of "
-                    f"{limit} instances",
+                    f"Quota exceeded for instances: Requested 1, but already used {used} of {limit} instances",
                 )
             flavor = self._lookup_flavor(str(attrs.get("flavorRef", "")))
             image_ref = attrs.get("imageRef")
@@ -295,9 +288,7 @@ class Compute:
                 "user_id": self.user_id,
                 "metadata": dict(attrs.get("metadata") or {}),
                 "tags": list(attrs.get("tags") or []),
-                "hostId": hashlib.sha224((self.project_id + (host or "")).encode()).hexdigest()
-                if host
-                else "",
+                "hostId": hashlib.sha224((self.project_id + (host or "")).encode()).hexdigest() if host else "",
                 "image": {"id": image_ref, "links": []} if image_ref else "",
                 "flavor": flavor,
                 "created": now(),
@@ -316,9 +307,7 @@ class Compute:
                 "OS-EXT-STS:vm_state": "building",
                 "config_drive": "True" if attrs.get("config_drive") else "",
                 "key_name": key_name,
-                "security_groups": [
-                    {"name": g["name"]} for g in attrs.get("security_groups") or [{"name": "default"}]
-                ],
+                "security_groups": [{"name": g["name"]} for g in attrs.get("security_groups") or [{"name": "default"}]],
                 "locked": False,
                 "description": attrs.get("description"),
                 "user_data": attrs.get("user_data"),
@@ -389,9 +378,7 @@ class Compute:
                         f"Cannot 'start' instance {server['id']} while it is in vm_state "
                         f"{server['OS-EXT-STS:vm_state']}",
                     )
-                server.update(
-                    {"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1}
-                )
+                server.update({"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1})
             elif "os-stop" in body:
                 if server["status"] not in ("ACTIVE", "ERROR"):
                     raise nova_error(
@@ -399,9 +386,7 @@ class Compute:
                         f"Cannot 'stop' instance {server['id']} while it is in vm_state "
                         f"{server['OS-EXT-STS:vm_state']}",
                     )
-                server.update(
-                    {"status": "SHUTOFF", "OS-EXT-STS:vm_state": "stopped", "OS-EXT-STS:power_state": 4}
-                )
+                server.update({"status": "SHUTOFF", "OS-EXT-STS:vm_state": "stopped", "OS-EXT-STS:power_state": 4})
             elif "reboot" in body:
                 if server["status"] not in ("ACTIVE", "SHUTOFF"):
                     raise nova_error(
@@ -409,9 +394,7 @@ class Compute:
                         f"Cannot 'reboot' instance {server['id']} while it is in vm_state "
                         f"{server['OS-EXT-STS:vm_state']}",
                     )
-                server.update(
-                    {"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1}
-                )
+                server.update({"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1})
             else:
                 raise nova_error(400, f"Unsupported server action: {', '.join(body) or 'none'}")
         return Response(202, None, self._headers(request))
@@ -507,12 +490,7 @@ class Compute:
                     f"Cannot 'attach_volume' instance {server['id']} while it is in vm_state "
                     f"{server['OS-EXT-STS:vm_state']}",
                 )
-            taken = sum(
-                1
-                for v in self.state.all("volume")
-                for a in v["attachments"]
-                if a["server_id"] == server["id"]
-            )
+            taken = sum(1 for v in self.state.all("volume") for a in v["attachments"] if a["server_id"] == server["id"])
             device = attrs.get("device") or f"/dev/vd{chr(ord('b') + taken)}"
             volume["attachments"].append(
                 {
@@ -547,9 +525,7 @@ class Compute:
         return flavor
 
     def list_flavors(self, request: Request) -> Response:
-        flavors = filter_items(
-            self.state.all("flavor"), request, skip=frozenset({"is_public", "minDisk", "minRam"})
-        )
+        flavors = filter_items(self.state.all("flavor"), request, skip=frozenset({"is_public", "minDisk", "minRam"}))
         if not request.path.endswith("/detail"):
             flavors = [{"id": f["id"], "name": f["name"], "links": f["links"]} for f in flavors]
         return self._ok(request, {"flavors": flavors})
@@ -630,12 +606,8 @@ class Compute:
             public_key = attrs.get("public_key")
             private_key = None
             if not public_key:
-                private_key = (
-                    "-----BEGIN OPENSSH PRIVATE KEY-----\nemulated\n-----END OPENSSH PRIVATE KEY-----\n"
-                )
-                public_key = (
-                    f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{new_id().replace('-', '')} Generated-by-Nova"
-                )
+                private_key = "-----BEGIN OPENSSH PRIVATE KEY-----\nemulated\n-----END OPENSSH PRIVATE KEY-----\n"
+                public_key = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{new_id().replace('-', '')} Generated-by-Nova"
             digest = hashlib.md5(public_key.encode(), usedforsecurity=False).hexdigest()
             keypair = {
                 "id": name,

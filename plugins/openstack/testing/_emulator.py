@@ -49,9 +49,7 @@ class OpenStackEmulator:
         base = self._http.url
         self.identity = Identity(base, username=username, password=password, project=project, region=region)
         self.network = Network(self.state, self.identity.project_id)
-        self.compute = Compute(
-            self.state, self.network, base, self.identity.project_id, self.identity.user_id
-        )
+        self.compute = Compute(self.state, self.network, base, self.identity.project_id, self.identity.user_id)
         self.storage = Storage(self.state, self.identity.project_id, self.identity.user_id)
         for service in (self.identity, self.network, self.compute, self.storage):
             service.register(self._router)
@@ -171,9 +169,7 @@ class OpenStackEmulator:
         try:
             found = self._router.match(request.method, request.path)
             if found is None:
-                raise ApiError(
-                    404, {"itemNotFound": {"code": 404, "message": f"No route for {request.path}"}}
-                )
+                raise ApiError(404, {"itemNotFound": {"code": 404, "message": f"No route for {request.path}"}})
             handler, params, api = found
             request.params = params
             if not api:

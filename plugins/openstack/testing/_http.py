@@ -142,9 +142,7 @@ class HttpServer:
         handler = type("EmulatorHandler", (_Handler,), {"dispatch": staticmethod(dispatch)})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="openstack-emulator", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="openstack-emulator", daemon=True)
 
     @property
     def url(self) -> str:

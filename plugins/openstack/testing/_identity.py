@@ -72,9 +72,7 @@ class Identity:
             "status": "stable",
             "updated": "2020-04-07T00:00:00Z",
             "links": [{"rel": "self", "href": f"{self.base_url}/identity/v3/"}],
-            "media-types": [
-                {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
-            ],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
         }
 
     def identity_versions(self, request: Request) -> Response:

@@ -104,9 +104,7 @@ class Network:
         def handler(request: Request) -> Response:
             attrs = (request.body or {}).get(singular)
             if not isinstance(attrs, dict):
-                raise neutron_error(
-                    400, "BadRequest", f"Bad {collection} request: body must hold '{singular}'."
-                )
+                raise neutron_error(400, "BadRequest", f"Bad {collection} request: body must hold '{singular}'.")
             with self.state.lock:
                 if self.state.over_quota(kind):
                     raise neutron_error(409, "OverQuota", f"Quota exceeded for resources: ['{kind}'].")
@@ -208,9 +206,7 @@ class Network:
             with self.state.lock:
                 item = self._find(collection, request.params["id"])
                 if request.params["tag"] not in item["tags"]:
-                    raise neutron_error(
-                        404, "TagNotFound", f"Tag {request.params['tag']} could not be found."
-                    )
+                    raise neutron_error(404, "TagNotFound", f"Tag {request.params['tag']} could not be found.")
                 item["tags"].remove(request.params["tag"])
             return Response(204)
 
@@ -260,9 +256,7 @@ class Network:
     def _build_subnet(self, item: dict[str, Any], attrs: dict[str, Any]) -> None:
         network = self.state.get("network", attrs.get("network_id", ""))
         if network is None:
-            raise neutron_error(
-                404, "NetworkNotFound", f"Network {attrs.get('network_id')} could not be found."
-            )
+            raise neutron_error(404, "NetworkNotFound", f"Network {attrs.get('network_id')} could not be found.")
         try:
             cidr = ipaddress.ip_network(attrs["cidr"], strict=False)
         except (KeyError, ValueError) as exc:
@@ -320,9 +314,7 @@ class Network:
             first, last = int(ipaddress.ip_address(pool["start"])), int(ipaddress.ip_address(pool["end"]))
             for number in range(first, last + 1):
                 address = str(
-                    ipaddress.ip_address(number)
-                    if subnet["ip_version"] == 4
-                    else ipaddress.IPv6Address(number)
+                    ipaddress.ip_address(number) if subnet["ip_version"] == 4 else ipaddress.IPv6Address(number)
                 )
                 if address not in used:
                     return address
@@ -337,9 +329,7 @@ class Network:
     def _build_port(self, item: dict[str, Any], attrs: dict[str, Any]) -> None:
         network = self.state.get("network", attrs.get("network_id", ""))
         if network is None:
-            raise neutron_error(
-                404, "NetworkNotFound", f"Network {attrs.get('network_id')} could not be found."
-            )
+            raise neutron_error(404, "NetworkNotFound", f"Network {attrs.get('network_id')} could not be found.")
         fixed_ips = []
         for wanted in attrs.get("fixed_ips", [{}]):
             subnet_id = wanted.get("subnet_id") or (network["subnets"][0] if network["subnets"] else None)
@@ -348,9 +338,7 @@ class Network:
             subnet = self.state.get("subnet", subnet_id)
             if subnet is None:
                 raise neutron_error(404, "SubnetNotFound", f"Subnet {subnet_id} could not be found.")
-            fixed_ips.append(
-                {"subnet_id": subnet_id, "ip_address": self.allocate_ip(subnet, wanted.get("ip_address"))}
-            )
+            fixed_ips.append({"subnet_id": subnet_id, "ip_address": self.allocate_ip(subnet, wanted.get("ip_address"))})
         port_security = attrs.get("port_security_enabled", network["port_security_enabled"])
         groups = attrs.get("security_groups")
         if groups is None:
@@ -366,16 +354,14 @@ class Network:
             raise neutron_error(
                 400,
                 "PortSecurityAndIPRequiredForSecurityGroups",
-                "Port security must be enabled "
-                "and port must have an IP address in order to use security groups.",
+                "Port security must be enabled and port must have an IP address in order to use security groups.",
             )
         for group_id in groups:
             if self.state.get("security_group", group_id) is None:
                 raise neutron_error(404, "SecurityGroupNotFound", f"Security group {group_id} does not exist")
         item.update(
             network_id=network["id"],
-            mac_address=attrs.get("mac_address")
-            or "fa:16:3e:" + ":".join(f"{b:02x}" for b in random.randbytes(3)),
+            mac_address=attrs.get("mac_address") or "fa:16:3e:" + ":".join(f"{b:02x}" for b in random.randbytes(3)),
             fixed_ips=fixed_ips,
             device_id=attrs.get("device_id", ""),
             device_owner=attrs.get("device_owner", ""),
@@ -414,9 +400,7 @@ class Network:
             return None
         network = self.state.get("network", info["network_id"])
         if network is None or not network["router:external"]:
-            raise neutron_error(
-                400, "BadRequest", f"Network {info['network_id']} is not a valid external network"
-            )
+            raise neutron_error(400, "BadRequest", f"Network {info['network_id']} is not a valid external network")
         subnet = self.state.get("subnet", network["subnets"][0]) if network["subnets"] else None
         ips = [{"subnet_id": subnet["id"], "ip_address": self.allocate_ip(subnet)}] if subnet else []
         return {
@@ -453,9 +437,7 @@ class Network:
                     if port["device_id"] == router["id"] and any(
                         ip["subnet_id"] == subnet["id"] for ip in port["fixed_ips"]
                     ):
-                        raise neutron_error(
-                            400, "BadRequest", f"Router already has a port on subnet {subnet['id']}"
-                        )
+                        raise neutron_error(400, "BadRequest", f"Router already has a port on subnet {subnet['id']}")
                 port = {
                     "id": new_id(),
                     "name": "",
@@ -483,9 +465,7 @@ class Network:
             elif "port_id" in body:
                 port = self._find("ports", body["port_id"])
                 if port["device_id"]:
-                    raise neutron_error(
-                        409, "PortInUse", f"Port {port['id']} is in use by {port['device_id']}"
-                    )
+                    raise neutron_error(409, "PortInUse", f"Port {port['id']} is in use by {port['device_id']}")
                 port.update(device_id=router["id"], device_owner="network:router_interface", status="ACTIVE")
             else:
                 raise neutron_error(400, "BadRequest", "Either subnet_id or port_id must be specified")
@@ -529,8 +509,7 @@ class Network:
         raise neutron_error(
             404,
             "RouterInterfaceNotFoundForSubnet",
-            f"Router {router['id']} has no interface on "
-            f"subnet {body.get('subnet_id') or body.get('port_id')}",
+            f"Router {router['id']} has no interface on subnet {body.get('subnet_id') or body.get('port_id')}",
         )
 
     # -- floating IPs ---------------------------------------------------------------------------------------
@@ -566,8 +545,7 @@ class Network:
             raise neutron_error(
                 409,
                 "IpAddressInUse",
-                f"Unable to complete operation for network {network['id']}. "
-                f"The IP address {address} is in use.",
+                f"Unable to complete operation for network {network['id']}. The IP address {address} is in use.",
             )
         item.update(
             floating_network_id=network["id"],
@@ -620,9 +598,7 @@ class Network:
                 "updated_at": now(),
                 "revision_number": 1,
             }
-            self._fill_rule(
-                rule, {"security_group_id": item["id"], "direction": "egress", "ethertype": ethertype}
-            )
+            self._fill_rule(rule, {"security_group_id": item["id"], "direction": "egress", "ethertype": ethertype})
             item["security_group_rules"].append(rule)
             self.state.add("security_group_rule", rule, count=False)
 

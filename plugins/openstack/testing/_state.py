@@ -78,9 +78,7 @@ class State:
         self.hidden: dict[str, dict[str, Any]] = {}
         """Per-resource emulator bookkeeping (build deadlines, hosts) that the APIs never show."""
 
-    def add(
-        self, kind: str, obj: dict[str, Any], *, seed: bool = False, count: bool = True
-    ) -> dict[str, Any]:
+    def add(self, kind: str, obj: dict[str, Any], *, seed: bool = False, count: bool = True) -> dict[str, Any]:
         """Store a new object; ``seed`` marks it as part of the cloud's furniture (not a leftover),
         ``count=False``
         keeps side objects (default rules, router interface ports) out of the creation counters."""

@@ -73,9 +73,7 @@ class Storage:
         return self.state.add("image", image, seed=True)
 
     def list_images(self, request: Request) -> Response:
-        images = filter_items(
-            self.state.all("image"), request, skip=frozenset({"member_status", "visibility"})
-        )
+        images = filter_items(self.state.all("image"), request, skip=frozenset({"member_status", "visibility"}))
         return Response(200, {"images": images, "first": "/v2/images", "schema": "/v2/schemas/images"})
 
     def _image(self, image_id: str) -> dict[str, Any]:
@@ -126,16 +124,13 @@ class Storage:
         try:
             size = int(attrs["size"])
         except (KeyError, TypeError, ValueError):
-            raise cinder_error(
-                400, "Invalid input received: size must be an integer greater than 0."
-            ) from None
+            raise cinder_error(400, "Invalid input received: size must be an integer greater than 0.") from None
         with self.state.lock:
             over = self.state.over_quota("volume")
             if over:
                 raise cinder_error(
                     413,
-                    f"VolumeLimitExceeded: Maximum number of volumes allowed ({over[0]}) "
-                    "exceeded for quota 'volumes'.",
+                    f"VolumeLimitExceeded: Maximum number of volumes allowed ({over[0]}) exceeded for quota 'volumes'.",
                 )
             volume_id = new_id()
             link = f"/volume/v3/{self.project_id}/volumes/{volume_id}"
@@ -162,9 +157,7 @@ class Storage:
                 "consistencygroup_id": None,
                 "links": [{"rel": "self", "href": link}],
             }
-            self.state.hidden[volume_id] = {
-                "ready_at": time.monotonic() + self.state.faults.volume_build_seconds
-            }
+            self.state.hidden[volume_id] = {"ready_at": time.monotonic() + self.state.faults.volume_build_seconds}
             self.state.add("volume", volume)
         return Response(202, {"volume": volume})
 

@@ -168,8 +168,6 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
 def test_a_playbook_outside_the_blueprint_is_refused(tmp_path: Path, blueprint_dir: Path) -> None:
     (tmp_path / "evil.yaml").write_text("- hosts: all\n")
     host = instance("fw", attributes={"ip": "192.0.2.10"})
-    ctx = LocalContext(
-        host, operation="configure", inputs={"playbook": "../evil.yaml"}, blueprint_dir=blueprint_dir
-    )
+    ctx = LocalContext(host, operation="configure", inputs={"playbook": "../evil.yaml"}, blueprint_dir=blueprint_dir)
     with pytest.raises(ConfigurationError, match=r"'\.\./evil\.yaml' is outside the blueprint directory"):
         run_playbook(ctx)

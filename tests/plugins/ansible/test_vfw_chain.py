@@ -46,9 +46,7 @@ def test_vfw_chain_passes_allowed_and_drops_denied_traffic(lab: LabDeployment) -
     client, firewall, router, server = (lab.server(n) for n in ("client", "firewall", "router", "server"))
     lab.port("client_port", client, client_net, is_default=True)
     lab.port("firewall_client_port", firewall, client_net, ip_address=inputs["firewall_client_ip"])
-    fw_transit = lab.port(
-        "firewall_transit_port", firewall, transit_net, ip_address=inputs["firewall_transit_ip"]
-    )
+    fw_transit = lab.port("firewall_transit_port", firewall, transit_net, ip_address=inputs["firewall_transit_ip"])
     rt_transit = lab.port("router_transit_port", router, transit_net, ip_address=inputs["router_transit_ip"])
     lab.port("router_server_port", router, server_net, ip_address=inputs["router_server_ip"])
     server_port = lab.port("server_port", server, server_net, is_default=True)

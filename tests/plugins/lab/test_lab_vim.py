@@ -27,9 +27,7 @@ def ns_exec(namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def host_links(tag: str) -> list[str]:
     return [
-        line.split()[0].split("@")[0]
-        for line in sh("ip", "-br", "link").stdout.splitlines()
-        if line.startswith(tag)
+        line.split()[0].split("@")[0] for line in sh("ip", "-br", "link").stdout.splitlines() if line.startswith(tag)
     ]
 
 
@@ -110,9 +108,7 @@ def test_uninstall_leaves_no_namespace_bridge_veth_process_or_file(lab: LabDeplo
     lab.uninstall()  # idempotent: a second uninstall finds nothing and does not fail
 
 
-def test_delete_after_a_crash_between_record_and_create(
-    lab: LabDeployment, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_delete_after_a_crash_between_record_and_create(lab: LabDeployment, monkeypatch: pytest.MonkeyPatch) -> None:
     """create dies after recording the namespace and veth but before the veth exists: delete still cleans."""
 
     def crash(*args: object, **kwargs: object) -> str:
@@ -164,9 +160,7 @@ def test_server_check_fails_when_sshd_or_namespace_is_gone(lab: LabDeployment) -
         lab.call("server.check", server, "check")
 
     sh("ip", "netns", "del", server.attributes["namespace"])
-    with pytest.raises(
-        NonRetryableError, match=r"server fw_1 is unhealthy: its namespace tl\w+-fw_1 is gone"
-    ):
+    with pytest.raises(NonRetryableError, match=r"server fw_1 is unhealthy: its namespace tl\w+-fw_1 is gone"):
         lab.call("server.check", server, "check")
 
     # heal by reinstall: delete what is left, create again

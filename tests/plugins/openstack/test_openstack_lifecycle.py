@@ -46,9 +46,7 @@ def network_stack(runner: Runner) -> dict[str, Any]:
     return {"net": net, "subnet": subnet, "sg": group, "port": port, "router": router}
 
 
-def test_network_kinds_are_created_as_asked_and_deleted_without_trace(
-    cloud: OpenStackEmulator, runner: Runner
-) -> None:
+def test_network_kinds_are_created_as_asked_and_deleted_without_trace(cloud: OpenStackEmulator, runner: Runner) -> None:
     stack = network_stack(runner)
     [port] = cloud.find("port", id=stack["port"].attributes["id"])
     assert port["fixed_ips"][0]["ip_address"] == "10.10.0.50"

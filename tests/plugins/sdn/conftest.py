@@ -33,9 +33,7 @@ class SdnWorld:
         return view
 
     def network(self, name: str, bridge: str) -> InstanceView:
-        view = instance(
-            name, type=NET_HIERARCHY[0], type_hierarchy=NET_HIERARCHY, attributes={"bridge": bridge}
-        )
+        view = instance(name, type=NET_HIERARCHY[0], type_hierarchy=NET_HIERARCHY, attributes={"bridge": bridge})
         self.networks[name] = view
         return view
 
@@ -50,9 +48,7 @@ class SdnWorld:
         )
 
     def make_link(self, site_a: str, net_a: str, site_b: str, net_b: str, **properties: Any) -> InstanceView:
-        self.link = instance(
-            "wan", type=LINK_HIERARCHY[0], type_hierarchy=LINK_HIERARCHY, properties=properties
-        )
+        self.link = instance("wan", type=LINK_HIERARCHY[0], type_hierarchy=LINK_HIERARCHY, properties=properties)
         self._rels = (
             Relationship("site_a", DEPENDS[0], DEPENDS, self.sites[site_a]),
             Relationship("site_b", DEPENDS[0], DEPENDS, self.sites[site_b]),

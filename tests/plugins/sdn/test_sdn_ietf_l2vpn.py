@@ -97,9 +97,7 @@ def test_create_again_adopts_instead_of_duplicating(wim: L2vpnEmulator, world: A
     assert len(world.link_resources()) == 3
 
 
-def test_a_controller_that_fails_sometimes_still_ends_with_exactly_one_service(
-    wim: L2vpnEmulator, world: Any
-) -> None:
+def test_a_controller_that_fails_sometimes_still_ends_with_exactly_one_service(wim: L2vpnEmulator, world: Any) -> None:
     wim.faults.error_rate = 0.3
     wim.faults.lost_reply_rate = 0.3
     for site in ("central", "regional"):
@@ -131,9 +129,7 @@ def test_delete_removes_accesses_before_the_service_and_is_idempotent(wim: L2vpn
 
 
 def test_a_given_site_id_is_used_and_never_deleted(wim: L2vpnEmulator, world_factory: Any) -> None:
-    wim.data["sites"]["site"].append(
-        {"site-id": "customer-hq", "management": {"type": "ietf-l2vpn-svc:co-managed"}}
-    )
+    wim.data["sites"]["site"].append({"site-id": "customer-hq", "management": {"type": "ietf-l2vpn-svc:co-managed"}})
     w = world_factory("tpsdn-l2vpn", secrets={"wim-creds": "admin:s3cret"})
     w.site(
         "hq",
@@ -142,9 +138,7 @@ def test_a_given_site_id_is_used_and_never_deleted(wim: L2vpnEmulator, world_fac
         credentials_secret="wim-creds",
         site_id="customer-hq",
     )
-    w.site(
-        "gone", driver="ietf-l2vpn", controller_url=wim.url, credentials_secret="wim-creds", site_id="nope"
-    )
+    w.site("gone", driver="ietf-l2vpn", controller_url=wim.url, credentials_secret="wim-creds", site_id="nope")
 
     assert run(w.site_ctx("hq", "create"), "site.create")["site_id"] == "customer-hq"
     run(w.site_ctx("hq", "delete"), "site.delete")
@@ -160,9 +154,7 @@ def test_check_fails_when_an_access_vanishes_and_create_restores_it(wim: L2vpnEm
     site = wim.data["sites"]["site"][1]
     removed = site["site-network-accesses"]["site-network-access"].pop()
 
-    with pytest.raises(
-        LinkBroken, match=re.escape(f"has no site-network-access {removed['network-access-id']}")
-    ):
+    with pytest.raises(LinkBroken, match=re.escape(f"has no site-network-access {removed['network-access-id']}")):
         run(world.link_ctx("check"), "link.check")
     run(world.link_ctx("create"), "link.create")
 

@@ -48,9 +48,7 @@ class Lab:
     underlay: str
 
     def pings(self, count: int = 1) -> bool:
-        proc = sh(
-            "ip", "netns", "exec", self.server_a, "ping", "-c", str(count), "-W", "1", SERVER_B, check=False
-        )
+        proc = sh("ip", "netns", "exec", self.server_a, "ping", "-c", str(count), "-W", "1", SERVER_B, check=False)
         return proc.returncode == 0
 
     def pings_eventually(self, tries: int = 5) -> bool:

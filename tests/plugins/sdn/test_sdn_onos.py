@@ -26,9 +26,7 @@ def onos() -> Iterator[OnosEmulator]:
 def world(onos: OnosEmulator, world_factory: Any) -> Any:
     w = world_factory("tpsdn-onos", secrets={"onos-creds": "onos:rocks"})
     for name, cp in (("central", CP_A), ("regional", CP_B)):
-        w.site(
-            name, driver="onos", controller_url=onos.url, credentials_secret="onos-creds", attachment_point=cp
-        )
+        w.site(name, driver="onos", controller_url=onos.url, credentials_secret="onos-creds", attachment_point=cp)
     w.network("net_a", "bra")
     w.network("net_b", "brb")
     w.make_link("central", "net_a", "regional", "net_b", service_type="L2", vlan_id=100)
@@ -92,9 +90,7 @@ def test_create_adopts_a_vpls_a_lost_attempt_made(onos: OnosEmulator, world: Any
     assert len(onos.interfaces(CP_A)) == 1 and len(onos.interfaces(CP_B)) == 1
 
 
-def test_a_controller_that_fails_sometimes_still_ends_with_exactly_one_vpls(
-    onos: OnosEmulator, world: Any
-) -> None:
+def test_a_controller_that_fails_sometimes_still_ends_with_exactly_one_vpls(onos: OnosEmulator, world: Any) -> None:
     onos.faults.error_rate = 0.3
     onos.faults.lost_reply_rate = 0.3
 
@@ -166,13 +162,9 @@ def test_unreachable_controller_is_retryable(onos: OnosEmulator, world: Any) -> 
         run(world.link_ctx("create"), "link.create")
 
 
-def test_missing_secret_and_attachment_point_are_configuration_errors(
-    onos: OnosEmulator, world_factory: Any
-) -> None:
+def test_missing_secret_and_attachment_point_are_configuration_errors(onos: OnosEmulator, world_factory: Any) -> None:
     w = world_factory("tpsdn-onos")
-    w.site(
-        "nosecret", driver="onos", controller_url=onos.url, credentials_secret="absent", attachment_point=CP_A
-    )
+    w.site("nosecret", driver="onos", controller_url=onos.url, credentials_secret="absent", attachment_point=CP_A)
     w.site("noport", driver="onos", controller_url=onos.url, credentials_secret="absent")
     w.secrets["present"] = "onos:rocks"
     w.site("noport2", driver="onos", controller_url=onos.url, credentials_secret="present")
