@@ -44,6 +44,7 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
     # The execution is a real Temporal workflow with a meaningful id, findable by search attribute.
     handle = client.get_workflow_handle(execution.workflow_id)
     assert execution.workflow_id == "dep:hello-1:exec:1:install"
+    await handle.result()  # the store records success just before the workflow itself completes
     desc = await handle.describe()
     assert desc.status is not None and desc.status.name == "COMPLETED"
     found = [w.id async for w in client.list_workflows("TempanoDeployment = 'hello-1' AND TempanoWorkflow = 'install'")]
