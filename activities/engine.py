@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from tempano.activities.context import ActivityContext
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
@@ -29,7 +30,7 @@ from tempano.plugins.contract import InstanceView, PluginError, Relationship
 from tempano.plugins.registry import PluginRegistry, UnknownOperation
 from tempano.store import NodeInstanceRecord, NotFound, Store
 from tempano.store import topology as topo
-from tempano.store.resolver import StoreResolver, load_instances
+from tempano.store.resolver import StoreResolver, load_instances, related_nodes
 from tempano.workflows.models import (
     BatchInput,
     BatchPlan,
@@ -76,6 +77,7 @@ class EngineActivities:
         self.plugins = plugins
         self.blueprints_dir = blueprints_dir
         self._plans: dict[str, Plan] = {}
+        self._blueprint_dirs: dict[str, Path | None] = {}
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- helpers
@@ -90,6 +92,21 @@ class EngineActivities:
         with self._lock:
             self._plans[deployment_id] = plan
         return plan
+
+    def blueprint_dir(self, deployment_id: str) -> Path | None:
+        """Where the deployment's blueprint files (playbooks, scripts) are (fixed once stored, so cached)."""
+        with self._lock:
+            if deployment_id in self._blueprint_dirs:
+                return self._blueprint_dirs[deployment_id]
+        blueprint = self.store.get_deployment(deployment_id).blueprint_id
+        try:
+            source_dir = self.store.get_blueprint(blueprint).source_dir
+        except NotFound:
+            source_dir = None
+        found = Path(source_dir) if source_dir else None
+        with self._lock:
+            self._blueprint_dirs[deployment_id] = found
+        return found
 
     def activities(self) -> list[Any]:
         """Every activity method, for the worker."""
@@ -143,7 +160,9 @@ class EngineActivities:
     def plan_batch(self, input: BatchInput) -> BatchPlan:
         """The operations each instance of a batch runs, phase by phase (or the one operation asked)."""
         plan = self.plan(input.deployment_id)
-        instances = load_instances(self.store, plan, input.deployment_id, around=None)
+        own = self.store.node_instances(input.deployment_id, ids=input.instance_ids)
+        nodes = set().union(*(related_nodes(plan, i.node) for i in own)) if own else set()
+        instances = load_instances(self.store, plan, input.deployment_id, nodes)
         done: set[tuple[str, str]] = set()
         for execution_id in input.skip:
             done |= self.store.succeeded_operations(execution_id)
@@ -159,14 +178,7 @@ class EngineActivities:
             source = instances[instance_id]
             node = plan.node(source.node)
             if input.operation is not None:
-                spec = node.operations.get(input.operation)
-                if spec is None:
-                    raise ApplicationError(
-                        f"{instance_id}: node {node.name!r} has no operation {input.operation!r} "
-                        f"(it has: {', '.join(sorted(node.operations)) or 'none'})",
-                        type="UnknownOperation",
-                        non_retryable=True,
-                    )
+                spec = _node_operation(node, input.operation, instance_id)
                 candidates = [[_task(input.operation, instance_id, input.operation, spec)]]
             else:
                 candidates = [_phase_tasks(plan, node, source, phase, instances) for phase in input.phases]
@@ -194,7 +206,7 @@ class EngineActivities:
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
         owner = self.store.node_instance(deployment_id, task.instance_id)
-        instances = load_instances(self.store, plan, deployment_id, around=owner)
+        instances = load_instances(self.store, plan, deployment_id, related_nodes(plan, owner.node))
         if task.target_id is not None and task.target_id not in instances:
             instances[task.target_id] = self.store.node_instance(deployment_id, task.target_id)
         run_on = task.target_id if task.side == "target" and task.target_id else task.instance_id
@@ -523,18 +535,22 @@ def _phase_tasks(
     raise ApplicationError(f"unknown phase {phase!r}", non_retryable=True)
 
 
+def _node_operation(node: NodeSpec, operation: str, instance_id: str) -> OperationSpec:
+    spec = node.operations.get(operation)
+    if spec is None:
+        raise ApplicationError(
+            f"{instance_id}: node {node.name!r} has no operation {operation!r} "
+            f"(it has: {', '.join(sorted(node.operations)) or 'none'})",
+            type="UnknownOperation",
+            non_retryable=True,
+        )
+    return spec
+
+
 def _operation_spec(plan: Plan, owner: NodeInstanceRecord, task: Task) -> tuple[OperationSpec, RelationshipSpec | None]:
     node = plan.node(owner.node)
     if task.relationship is None:
-        spec = node.operations.get(task.operation)
-        if spec is None:
-            raise ApplicationError(
-                f"{owner.id}: node {node.name!r} has no operation {task.operation!r} "
-                f"(it has: {', '.join(sorted(node.operations)) or 'none'})",
-                type="UnknownOperation",
-                non_retryable=True,
-            )
-        return spec, None
+        return _node_operation(node, task.operation, owner.id), None
     rel = node.relationships[task.relationship]
     return rel.operations[task.operation], rel
 
@@ -616,14 +632,7 @@ def _make_context(
     source: InstanceView | None,
     target: InstanceView | None,
     heartbeat_details: Mapping[str, Any],
-) -> Any:
-    from tempano.activities.context import ActivityContext
-
-    blueprint = acts.store.get_deployment(input.deployment_id).blueprint_id
-    try:
-        source_dir = acts.store.get_blueprint(blueprint).source_dir
-    except NotFound:
-        source_dir = None
+) -> ActivityContext:
     return ActivityContext(
         store=acts.store,
         plugin=plugin_name,
@@ -638,7 +647,7 @@ def _make_context(
         relationships=tuple(relationships),
         source=source,
         target=target,
-        blueprint_dir=Path(source_dir) if source_dir else None,
+        blueprint_dir=acts.blueprint_dir(input.deployment_id),
         heartbeat_details=heartbeat_details,
         logger=logging.getLogger(f"tempano.plugins.{plugin_name}"),
     )

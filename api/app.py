@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tempano.api.service import ServiceError, Tempano, connect
 from tempano.api.settings import Settings, execution_ui_link
+from tempano.blueprints import BlueprintError
 from tempano.store import Conflict, NotFound, StoreError
 
 PROBLEM = "application/problem+json"
@@ -228,18 +229,13 @@ def create_app(settings: Settings | None = None, service: Tempano | None = None)
             422, "Invalid request", "the request does not match the schema", errors=_jsonable_errors(e.errors())
         )
 
-    try:
-        from tempano.blueprints import BlueprintError
-
-        @app.exception_handler(BlueprintError)
-        async def bad_blueprint(_: Request, e: Any) -> JSONResponse:
-            errors = [
-                {"message": d.message, "file": d.file, "line": d.line, "column": d.column, "entity": d.entity}
-                for d in getattr(e, "errors", [])
-            ]
-            return problem(422, "Invalid blueprint", str(e), errors=errors)
-    except ImportError:  # pragma: no cover - the compiler always exports it
-        pass
+    @app.exception_handler(BlueprintError)
+    async def bad_blueprint(_: Request, e: BlueprintError) -> JSONResponse:
+        errors = [
+            {"message": d.message, "file": d.file, "line": d.line, "column": d.column, "entity": d.entity}
+            for d in e.errors
+        ]
+        return problem(422, "Invalid blueprint", str(e), errors=errors)
 
     return app
 

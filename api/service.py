@@ -32,7 +32,7 @@ from tempano.store import (
     Store,
 )
 from tempano.store.resolver import StoreResolver, load_instances
-from tempano.store.topology import expand
+from tempano.store.topology import TopologyError, expand
 from tempano.workflows.engine import (
     SA_BLUEPRINT,
     SA_DEPLOYMENT,
@@ -155,7 +155,10 @@ class Tempano:
         check_id("deployment", deployment_id)
         blueprint = self.store.get_blueprint(blueprint_id)
         plan = bind_inputs(Plan.model_validate(blueprint.plan), dict(inputs or {}))
-        instances = expand(plan)
+        try:
+            instances = expand(plan)
+        except TopologyError as e:
+            raise ServiceError(f"blueprint {blueprint_id}: {e}", status=422) from None
         try:
             record = self.store.create_deployment(
                 deployment_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tempano.blueprints.functions import FunctionError
@@ -99,22 +99,25 @@ class StoreResolver:
         return self.store.get_secret(name)
 
 
-def load_instances(
-    store: Store, plan: Plan, deployment_id: str, around: NodeInstanceRecord | None = None
-) -> dict[str, NodeInstanceRecord]:
-    """The instances an evaluation may need: all of them, or (around an instance) its own node's, its host
-    chain's and its relationship targets' nodes, which keeps large deployments cheap."""
-    if around is None:
-        return {i.id: i for i in store.node_instances(deployment_id)}
-    nodes = {around.node}
-    spec = plan.nodes[around.node]
-    nodes.update(r.target for r in spec.relationships)
+def related_nodes(plan: Plan, node: str) -> set[str]:
+    """The nodes an operation on ``node`` may read: its own, its host chain's and its relationship targets'."""
+    spec = plan.nodes[node]
+    nodes = {node, *(r.target for r in spec.relationships)}
     host = spec.host
     while host is not None:
         nodes.add(host)
         host = plan.nodes[host].host
+    return nodes
+
+
+def load_instances(
+    store: Store, plan: Plan, deployment_id: str, nodes: Iterable[str] | None = None
+) -> dict[str, NodeInstanceRecord]:
+    """Live instances of the given nodes (default: all), so large deployments are read only where needed."""
+    if nodes is None:
+        return {i.id: i for i in store.node_instances(deployment_id)}
     out: dict[str, NodeInstanceRecord] = {}
-    for node in sorted(nodes):
+    for node in sorted(set(nodes)):
         for inst in store.node_instances(deployment_id, node=node):
             out[inst.id] = inst
     return out

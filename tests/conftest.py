@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -121,11 +120,3 @@ async def tempano(settings: Settings, client: Client, store: Store) -> AsyncIter
     async with worker:
         yield Tempano(settings, client, store)
     pool.shutdown(wait=False, cancel_futures=True)
-
-
-def example(*parts: str) -> Path:
-    return REPO / "blueprints" / "examples" / Path(*parts)
-
-
-def have_root() -> bool:
-    return os.geteuid() == 0 and shutil.which("ip") is not None

@@ -18,7 +18,7 @@ Example, a rolling restart::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -61,6 +61,19 @@ STORE_RETRY = RetryPolicy(
 )
 
 
+async def store_activity(name: str, arg: Any, summary: str, result_type: type[T] | None = None) -> T:
+    """Runs one of the engine's short store activities (reads, state writes, events) with their shared options."""
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=SHORT,
+        retry_policy=STORE_RETRY,
+        summary=summary[:200],
+    )
+    return result
+
+
 class WorkflowFailure(ApplicationError):
     """Raise this from a workflow to fail the execution with a message (never retried)."""
 
@@ -99,25 +112,21 @@ class WorkflowContext:
 
     async def instances(self, node: str | None = None, ids: Sequence[str] | None = None) -> list[InstanceInfo]:
         """Live node instances (all, one node's, or the given ids), with states and attributes."""
-        result: list[InstanceInfo] = await workflow.execute_activity(
+        result: list[InstanceInfo] = await store_activity(
             "list_instances",
             InstancesQuery(deployment_id=self.deployment_id, node=node, instance_ids=tuple(ids) if ids else None),
-            result_type=list[InstanceInfo],
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"list instances{' of ' + node if node else ''}",
+            f"list instances{' of ' + node if node else ''}",
+            list[InstanceInfo],
         )
         return result
 
     async def subgraph(self, instance_ids: Sequence[str]) -> SubgraphResult:
         """The instances, everything contained in them, and the peers with relationships into them."""
-        result: SubgraphResult = await workflow.execute_activity(
+        result: SubgraphResult = await store_activity(
             "subgraph",
             SubgraphInput(deployment_id=self.deployment_id, instance_ids=tuple(instance_ids)),
-            result_type=SubgraphResult,
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"subgraph of {', '.join(instance_ids)}",
+            f"subgraph of {', '.join(instance_ids)}",
+            SubgraphResult,
         )
         return result
 
@@ -158,7 +167,7 @@ class WorkflowContext:
         """Runs lifecycle phases over instances (None: all) in graph order: a node's instances start once every
         node they depend on (install) or that depends on them (uninstall) is done. Independent branches run in
         parallel. Raises :class:`WorkflowFailure` naming each failed instance, operation and message."""
-        schedule: Schedule = await workflow.execute_activity(
+        schedule: Schedule = await store_activity(
             "schedule",
             ScheduleInput(
                 deployment_id=self.deployment_id,
@@ -167,10 +176,8 @@ class WorkflowContext:
                 order=order,
                 only_touched=only_touched,
             ),
-            result_type=Schedule,
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"{order} order of {'all' if instance_ids is None else len(instance_ids)} instances",
+            f"{order} order of {'all' if instance_ids is None else len(instance_ids)} instances",
+            Schedule,
         )
         self._progress_total += schedule.instance_count
         children = schedule.instance_count > INLINE_LIMIT
@@ -235,12 +242,10 @@ class WorkflowContext:
             await self.lifecycle(sorted(peers), phases, order="install", only_targets=targets)
 
     async def set_state(self, instance_ids: Sequence[str], state: str) -> None:
-        await workflow.execute_activity(
+        await store_activity(
             "set_states",
             StatesInput(deployment_id=self.deployment_id, instance_ids=tuple(instance_ids), state=state),
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"{len(instance_ids)} instance(s) -> {state}",
+            f"{len(instance_ids)} instance(s) -> {state}",
         )
 
     async def check_health(self, instance_id: str) -> bool:
@@ -277,7 +282,7 @@ class WorkflowContext:
     async def log(self, message: str, *, instance_id: str | None = None, level: str = "info") -> None:
         """A line in the execution's lifecycle history."""
         self._log_seq += 1
-        await workflow.execute_activity(
+        await store_activity(
             "log_event",
             LogInput(
                 deployment_id=self.deployment_id,
@@ -287,9 +292,7 @@ class WorkflowContext:
                 level=level,
                 node_instance_id=instance_id,
             ),
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=message[:100],
+            message[:100],
         )
 
     def progress(self, details: str) -> None:
@@ -369,13 +372,11 @@ class WorkflowContext:
 
 async def run_batch(batch: BatchInput) -> BatchResult:
     """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order."""
-    plan: BatchPlan = await workflow.execute_activity(
+    plan: BatchPlan = await store_activity(
         "plan_batch",
         batch,
-        result_type=BatchPlan,
-        start_to_close_timeout=SHORT,
-        retry_policy=STORE_RETRY,
-        summary=f"plan {batch.operation or '+'.join(batch.phases)} for {len(batch.instance_ids)} x {batch.node}",
+        f"plan {batch.operation or '+'.join(batch.phases)} for {len(batch.instance_ids)} x {batch.node}",
+        BatchPlan,
     )
     semaphore = asyncio.Semaphore(MAX_CONCURRENCY)
     operations = 0
@@ -401,20 +402,16 @@ async def run_batch(batch: BatchInput) -> BatchResult:
         else:
             succeeded.append(instance_id)
     if batch.final_state and succeeded:
-        await workflow.execute_activity(
+        await store_activity(
             "set_states",
             StatesInput(deployment_id=batch.deployment_id, instance_ids=tuple(succeeded), state=batch.final_state),
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"{len(succeeded)} x {batch.node} -> {batch.final_state}",
+            f"{len(succeeded)} x {batch.node} -> {batch.final_state}",
         )
     if failed and batch.operation != "Health.check":
-        await workflow.execute_activity(
+        await store_activity(
             "set_states",
             StatesInput(deployment_id=batch.deployment_id, instance_ids=tuple(sorted(failed)), state="error"),
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"{len(failed)} x {batch.node} -> error",
+            f"{len(failed)} x {batch.node} -> error",
         )
     return BatchResult(succeeded=tuple(succeeded), failed=failed, operations=operations)
 
@@ -445,8 +442,3 @@ async def _run_task(batch: BatchInput, task: Task) -> OperationResult:
         summary=f"{task.instance_id} {task.operation}{target}: {task.implementation}",
     )
     return result
-
-
-async def gather_all(*aws: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` for workflow code (kept here so custom workflows need only this module)."""
-    return list(await asyncio.gather(*aws))

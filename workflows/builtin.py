@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import workflow
 
 from tempano.workflows import registry
-from tempano.workflows.api import SHORT, STORE_RETRY, WorkflowContext, WorkflowFailure
+from tempano.workflows.api import WorkflowContext, WorkflowFailure, store_activity
 
 with workflow.unsafe.imports_passed_through():
     from tempano.workflows.models import RollbackInput, RollbackPlan, ScaleInput, ScaleResult, StatesInput
@@ -106,7 +106,7 @@ async def scale(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str,
     delta = params.get("delta")
     if not isinstance(target, str) or not isinstance(delta, int) or delta == 0:
         raise WorkflowFailure("scale needs parameters 'node' (or 'group') and a non-zero integer 'delta'")
-    result: ScaleResult = await workflow.execute_activity(
+    result: ScaleResult = await store_activity(
         "scale",
         ScaleInput(
             deployment_id=ctx.deployment_id,
@@ -115,10 +115,8 @@ async def scale(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str,
             delta=delta,
             instance_ids=tuple(params.get("node_instance_ids") or ()),
         ),
-        result_type=ScaleResult,
-        start_to_close_timeout=SHORT,
-        retry_policy=STORE_RETRY,
-        summary=f"scale {target} {delta:+d}",
+        f"scale {target} {delta:+d}",
+        ScaleResult,
     )
     if delta > 0:
         await ctx.log(f"scale out {target} by {delta}: adding {', '.join(result.added)}")
@@ -131,12 +129,10 @@ async def scale(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str,
     if sub.peers:
         await ctx.relink({p: result.removing for p in sub.peers}, ("unlink",))
     await ctx.uninstall(result.removing)
-    await workflow.execute_activity(
+    await store_activity(
         "remove_instances",
         StatesInput(deployment_id=ctx.deployment_id, instance_ids=result.removing, state="deleted"),
-        start_to_close_timeout=SHORT,
-        retry_policy=STORE_RETRY,
-        summary=f"remove {len(result.removing)} instance(s)",
+        f"remove {len(result.removing)} instance(s)",
     )
     return {"removed": list(result.removing)}
 
@@ -146,13 +142,11 @@ async def rollback(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[s
     of = params.get("execution_id")
     if not isinstance(of, str):
         raise WorkflowFailure("rollback needs parameter 'execution_id'")
-    plan: RollbackPlan = await workflow.execute_activity(
+    plan: RollbackPlan = await store_activity(
         "rollback_plan",
         RollbackInput(deployment_id=ctx.deployment_id, execution_id=ctx.execution_id, of_execution=of),
-        result_type=RollbackPlan,
-        start_to_close_timeout=SHORT,
-        retry_policy=STORE_RETRY,
-        summary=f"what {of} created",
+        f"what {of} created",
+        RollbackPlan,
     )
     if not plan.instance_ids:
         await ctx.log(f"{of} created nothing: nothing to roll back")

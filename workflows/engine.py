@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from tempano.workflows import builtin as _builtin  # noqa: F401 - registers the built-in workflows
 from tempano.workflows import registry
-from tempano.workflows.api import SHORT, STORE_RETRY, WorkflowContext, WorkflowFailure, failure_message, run_batch
+from tempano.workflows.api import WorkflowContext, WorkflowFailure, failure_message, run_batch, store_activity
 
 with workflow.unsafe.imports_passed_through():
     from tempano.workflows.models import (
@@ -117,7 +117,7 @@ class ExecutionWorkflow:
         deployment_status: str | None = None,
     ) -> None:
         workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
-        await workflow.execute_activity(
+        await store_activity(
             "execution_status",
             ExecutionStatusInput(
                 deployment_id=input.deployment_id,
@@ -127,9 +127,7 @@ class ExecutionWorkflow:
                 error=error,
                 deployment_status=deployment_status,
             ),
-            start_to_close_timeout=SHORT,
-            retry_policy=STORE_RETRY,
-            summary=f"{input.execution_id} {status}",
+            f"{input.execution_id} {status}",
         )
 
 
@@ -194,7 +192,7 @@ class DeploymentWorkflow:
         workflow.set_current_details(f"running {ref.workflow} ({ref.execution_id})")
         status, error = "succeeded", None
         try:
-            await workflow.execute_activity(
+            await store_activity(
                 "record_execution",
                 RecordExecutionInput(
                     deployment_id=self.deployment_id,
@@ -204,9 +202,7 @@ class DeploymentWorkflow:
                     parameters=dict(pending.parameters),
                     workflow_id=ref.workflow_id,
                 ),
-                start_to_close_timeout=SHORT,
-                retry_policy=STORE_RETRY,
-                summary=f"record {ref.execution_id}",
+                f"record {ref.execution_id}",
             )
             self.current_handle = await workflow.start_child_workflow(
                 ExecutionWorkflow.run,
