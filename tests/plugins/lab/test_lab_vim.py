@@ -204,7 +204,10 @@ def test_without_privileges_create_fails_at_once_with_a_sentence(lab_dir: Path) 
         "--reuid=65534",
         "--regid=65534",
         "--clear-groups",
-        "--inh-caps=-all",
+        # Only the right to read files is kept: the checkout may sit under a 0700 directory (mktemp -d), and the
+        # capabilities the lab needs (NET_ADMIN, SYS_ADMIN) stay dropped.
+        "--inh-caps=-all,+dac_read_search",
+        "--ambient-caps=+dac_read_search",
         sys.executable,
         "-c",
         script,
