@@ -55,7 +55,8 @@ def _normalize_node(node: MutableMapping[str, Any]) -> None:
     capabilities = node.get("capabilities")
     if isinstance(capabilities, MutableMapping):
         for name, capability in list(capabilities.items()):
+            # tosca-parser indexes capability["properties"] unconditionally (KeyError, TypeError otherwise).
             if capability is None:
-                capabilities[name] = {}
+                capabilities[name] = {"properties": {}}
             elif isinstance(capability, MutableMapping) and capability.get("properties") is None:
-                capability.pop("properties", None)
+                capability["properties"] = {}

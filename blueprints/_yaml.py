@@ -37,7 +37,7 @@ class Limits:
     max_file_bytes: int = 32 * 1024 * 1024
     max_total_bytes: int = 128 * 1024 * 1024
     max_files: int = 500
-    max_alias_expansion: int = 1_000_000
+    max_alias_expansion: int = 250_000
     """Nodes produced by expanding aliases (a 'billion laughs' document hits this)."""
     max_depth: int = 200
 
@@ -138,6 +138,7 @@ class _Builder:
         self._seen: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
+        self._in_alias = 0
 
     def _error(self, node: Any, message: str) -> BlueprintLoadError:
         mark = node.start_mark
@@ -147,8 +148,9 @@ class _Builder:
         if depth > self._limits.max_depth:
             raise self._error(node, f"the document is nested deeper than {self._limits.max_depth} levels")
         key = id(node)
-        if key in self._seen:
-            # An alias: its node is walked again, so bound the total to defeat exponential expansion.
+        aliased = key in self._seen
+        if aliased or self._in_alias:
+            # Walking an alias again: bound the total so exponential expansion ('billion laughs') stops early.
             self._expanded += 1
             if self._expanded > self._limits.max_alias_expansion:
                 raise self._error(
@@ -156,15 +158,15 @@ class _Builder:
                     f"YAML aliases expand to more than {self._limits.max_alias_expansion} nodes "
                     "(a 'billion laughs' document?); use fewer nested aliases",
                 )
-        elif not isinstance(node, yaml.ScalarNode):
-            self._seen.add(key)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if key in self._active:
             raise self._error(
                 node, "a YAML alias refers to the node that contains it (a recursive structure)"
             )
+        self._seen.add(key)
         self._active.add(key)
+        self._in_alias += aliased
         try:
             if isinstance(node, yaml.SequenceNode):
                 items = []
@@ -176,6 +178,7 @@ class _Builder:
                 return self._mapping(node, path, depth)
         finally:
             self._active.discard(key)
+            self._in_alias -= aliased
         raise self._error(node, f"unsupported YAML node {node.tag}")
 
     def _scalar(self, node: Any) -> Any:
