@@ -59,7 +59,7 @@ def run_parser(template: Mapping[str, Any], locate: Locator) -> tuple[Any, list[
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" and text[0] not in text[1:-1]:
         text = text[1:-1]  # KeyError-style messages come quoted
     return text or type(exc).__name__
 
