@@ -181,7 +181,13 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
         for section in _TOPOLOGY_SECTIONS:
             entries = topology.get(section)
             if isinstance(entries, Mapping) and name in entries:
-                return blueprint.detail(("topology_template", section, name), message, name)
+                path: Path_ = ("topology_template", section, name)
+                # Narrow down to where the entity writes another quoted word (a bad target, a field).
+                for other in names:
+                    narrower = _first_mention(entries[name], other, path) if other != name else None
+                    if narrower is not None:
+                        return blueprint.detail(narrower, message, name)
+                return blueprint.detail(path, message, name)
         policies = topology.get("policies")
         if isinstance(policies, list):
             for index, policy in enumerate(policies):
