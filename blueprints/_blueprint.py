@@ -201,12 +201,10 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
                 return doc.positions.detail(type_def.path, message, name)
     # Otherwise the first place the root document writes one of the quoted words (an input name, a value).
     for name in names:
-        path = _first_mention(blueprint.template, name, ())
-        if path is not None:
-            entity = (
-                str(path[2]) if len(path) > 2 and path[:2] == ("topology_template", "node_templates") else ""
-            )
-            return blueprint.detail(path, message, entity)
+        mention = _first_mention(blueprint.template, name, ())
+        if mention is not None:
+            in_node = len(mention) > 2 and mention[:2] == ("topology_template", "node_templates")
+            return blueprint.detail(mention, message, str(mention[2]) if in_node else "")
     return blueprint.detail((), message)
 
 
