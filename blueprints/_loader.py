@@ -223,6 +223,13 @@ class ImportResolver:
             )
             return
         if not path.is_file():
+            # tosca-parser's fallback, relied on by published templates: "custom_types/x.yaml" imported from a
+            # file that already lives in custom_types/ means the sibling x.yaml.
+            head, _, tail = target.replace("\\", "/").rpartition("/")
+            sibling = (base / tail).resolve()
+            if head and base.as_posix().endswith(head) and sibling.is_file():
+                path = sibling
+        if not path.is_file():
             self._sources.errors.append(
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )
