@@ -1,4 +1,4 @@
-"""Third-party templates (pinned tosca-parser and heat-translator sdists) compile or are refused as indexed."""
+"""Third-party templates (pinned tosca-parser, heat-translator sdists) compile or are refused as indexed."""
 
 from __future__ import annotations
 
