@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tempano.blueprints._errors import BlueprintCompileError, BlueprintLoadError, ErrorDetail
+from tempano.blueprints._gc import paused_gc
 from tempano.blueprints._loader import (
     ROOT_FILE_NAMES,
     TYPE_SECTIONS,
@@ -60,6 +60,11 @@ def load(
     path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS
 ) -> Blueprint:
     """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
+    with paused_gc():
+        return _load(path, allow_remote_imports, limits)
+
+
+def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Blueprint:
     given = Path(path)
     if given.is_dir():
         return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=False)
@@ -166,7 +171,16 @@ def _parser_input(data: Mapping[str, Any], sources: SourceSet) -> dict[str, Any]
         # tosca-parser 2.15 has no support for workflows: the compiler handles them.
         template["topology_template"] = {k: v for k, v in topology.items() if k != "workflows"}
     # tosca-parser edits some of what it is given: it gets its own copy, ours stays as written.
-    return normalize_for_parser(copy.deepcopy(template))
+    return normalize_for_parser(_copy(template))
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of YAML data (dicts, lists, scalars): several times faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
 
 
 _TOPOLOGY_SECTIONS = ("node_templates", "inputs", "outputs", "groups", "relationship_templates")

@@ -40,7 +40,7 @@ class OperationCompiler:
         self._f = functions
 
     def node_operations(self, node: Node) -> dict[str, OperationSpec]:
-        ops = {k: v.copy() for k, v in self._c.types.operations(node.type).items()}
+        ops = self._c.types.operations(node.type)
         self._apply_template(ops, node.template.get("interfaces"), self._c.node_path(node.name, "interfaces"))
         ctx = Context(self_node=node.name)
         return self._specs(ops, ctx, node.name, self._artifacts(node))
@@ -48,7 +48,7 @@ class OperationCompiler:
     def relationship_operations(
         self, node: Node, rel: RelationshipSpec, path: Path_
     ) -> dict[str, OperationSpec]:
-        ops = {k: v.copy() for k, v in self._c.types.operations(rel.type).items()}
+        ops = self._c.types.operations(rel.type)
         assignment = _requirement_assignment(node, path)
         rel_ref = assignment.get("relationship") if isinstance(assignment, Mapping) else None
         if isinstance(rel_ref, Mapping):

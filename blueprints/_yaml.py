@@ -16,17 +16,39 @@ from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
 
 Path_ = tuple[str | int, ...]
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """libyaml's parser with a memo in front of PyYAML's implicit tag resolver.
+
+    The resolver runs a list of regular expressions for every plain scalar, which dominates composing a large
+    blueprint; keys and values repeat a lot ("type", "properties", true...), so a memo pays off.
+    """
+
+    _memo: dict[tuple[str, bool], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) < 64:
+            key = (value, implicit[1])
+            tag = self._memo.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._memo) < 100_000:
+                    self._memo[key] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_KNOWN_SCALARS = {
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:binary",
+_SCALAR_CONSTRUCTORS: dict[str, Any] = {
+    "tag:yaml.org,2002:null": yaml.constructor.SafeConstructor.construct_yaml_null,
+    "tag:yaml.org,2002:bool": yaml.constructor.SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:int": yaml.constructor.SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.constructor.SafeConstructor.construct_yaml_float,
+    "tag:yaml.org,2002:binary": yaml.constructor.SafeConstructor.construct_yaml_binary,
 }
 
 
@@ -186,10 +208,11 @@ class _Builder:
         if tag in (_STR, _TIMESTAMP):
             # Timestamps stay text: the plan is JSON, and TOSCA validates timestamp values itself.
             return node.value
-        if tag in _KNOWN_SCALARS:
+        constructor = _SCALAR_CONSTRUCTORS.get(tag)
+        if constructor is not None:
             try:
-                return self._loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
+                return constructor(self._loader, node)
+            except (yaml.YAMLError, ValueError) as exc:
                 raise self._error(node, f"invalid scalar: {exc}") from None
         raise self._error(node, f"unknown YAML tag {tag!r}; remove the tag")
 
