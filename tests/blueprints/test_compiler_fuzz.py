@@ -1,4 +1,4 @@
-"""Property: whatever a blueprint is mutated into, compiling it gives a Plan or a BlueprintError, nothing else."""
+"""Property: a mutated blueprint compiles into a Plan or fails with a BlueprintError, nothing else."""
 
 from __future__ import annotations
 
