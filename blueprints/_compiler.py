@@ -9,6 +9,7 @@ from tempano.blueprints._blueprint import Blueprint
 from tempano.blueprints._errors import BlueprintCompileError, ErrorDetail
 from tempano.blueprints._functions import Context, FunctionCompiler
 from tempano.blueprints._graph import build_workflows
+from tempano.blueprints._nfv import implementing_type, initial_deltas, vdu_instances
 from tempano.blueprints._operations import OperationCompiler
 from tempano.blueprints._state import Node
 from tempano.blueprints._types import TypeIndex
@@ -89,6 +90,7 @@ class Compiler:
                 relationships=relationships,
                 host=node.host,
                 instances=node.instances,
+                implemented_by=node.implemented_by,
             )
         inputs = self._inputs()
         outputs = self._outputs(functions)
@@ -241,6 +243,12 @@ class Compiler:
 
     def _scaling(self) -> None:
         self.groups: dict[str, ScalingGroup] = {}
+        deltas = initial_deltas(self.topology.get("policies"))
+        for node in self.nodes.values():
+            node.implemented_by = implementing_type(self.types.chain(node.type))
+            counts = vdu_instances(node.properties, deltas.get(node.name))
+            if counts is not None:
+                node.instances = counts
         for node in self.nodes.values():
             caps = node.template.get("capabilities")
             scalable = caps.get("scalable") if isinstance(caps, Mapping) else None

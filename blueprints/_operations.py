@@ -41,6 +41,10 @@ class OperationCompiler:
 
     def node_operations(self, node: Node) -> dict[str, OperationSpec]:
         ops = self._c.types.operations(node.type)
+        if node.implemented_by and self._c.types.known(node.implemented_by):
+            # NFV profile node: the mapped type's operations, unless the node's own types implement them.
+            mapped = self._c.types.operations(node.implemented_by)
+            ops = {**mapped, **{k: v for k, v in ops.items() if v.implementation}}
         self._apply_template(ops, node.template.get("interfaces"), self._c.node_path(node.name, "interfaces"))
         ctx = Context(self_node=node.name)
         return self._specs(ops, ctx, node.name, self._artifacts(node))

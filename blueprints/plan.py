@@ -115,6 +115,8 @@ class NodeSpec(_Model):
     host: str | None = None
     """The node this one is hosted on (HostedOn target); its instances multiply per host instance."""
     instances: Instances = Instances()
+    implemented_by: str | None = None
+    """For NFV profile nodes (tosca.nodes.nfv.*): the tempano type whose operations implement the node."""
 
     def is_a(self, type_name: str) -> bool:
         return type_name == self.type or type_name in self.type_hierarchy
