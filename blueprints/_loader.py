@@ -230,6 +230,11 @@ class ImportResolver:
             if head and base.as_posix().endswith(head) and sibling.is_file():
                 path = sibling
         if not path.is_file():
+            # A VNFD importing the SOL001 type files by bare name but not shipping them gets tempano's own.
+            local = _BUNDLED_URL_SUFFIXES.get(path.name)
+            if local is not None and (PROFILES_DIR / local).is_file():
+                self._read_local(doc, where, PROFILES_DIR / local, f"<tempano profiles>/{local}", prefix)
+                return
             self._sources.errors.append(
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )

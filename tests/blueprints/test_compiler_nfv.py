@@ -135,3 +135,12 @@ def test_other_urls_are_still_refused(tmp_path: Path) -> None:
     assert "remote import 'https://forge.etsi.org/rep/nfv/SOL001/raw/v2.6.1/acme_types.yaml' refused" in str(
         caught.value
     )
+
+
+def test_bare_profile_imports_without_the_files_use_the_bundled_profile(tmp_path: Path) -> None:
+    path = tmp_path / "vnfd.yaml"
+    path.write_text(
+        VNFD.replace("https://forge.etsi.org/rep/nfv/SOL001/raw/v2.6.1/etsi_nfv_sol001_", "etsi_nfv_sol001_")
+    )
+    plan = compile(load(path), has_operation=None)
+    assert plan.nodes["fw"].implemented_by == "tempano.nodes.openstack.Server"
