@@ -109,10 +109,10 @@ def read_document(path: Path, display: str, limits: Limits, sources: SourceSet) 
 
 
 @functools.lru_cache(maxsize=4)
-def _library(signature: tuple[tuple[str, int, int], ...]) -> tuple[YamlDocument, ...]:
+def _library(directory: str, signature: tuple[tuple[str, int, int], ...]) -> tuple[YamlDocument, ...]:
     docs = []
     for name, _, _ in signature:
-        path = TYPES_DIR / name
+        path = Path(directory) / name
         docs.append(load_yaml_bytes(path.read_bytes(), f"<tempano types>/{name}"))
     return tuple(docs)
 
@@ -121,7 +121,7 @@ def type_library() -> tuple[YamlDocument, ...]:
     """Every file of blueprints/types/, parsed once per process (again if a file changes)."""
     files = sorted(TYPES_DIR.glob("*.yaml"))
     signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _library(signature)
+    return _library(str(TYPES_DIR), signature)
 
 
 def is_url(text: str) -> bool:

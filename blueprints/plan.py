@@ -117,6 +117,8 @@ class NodeSpec(_Model):
     instances: Instances = Instances()
     implemented_by: str | None = None
     """For NFV profile nodes (tosca.nodes.nfv.*): the tempano type whose operations implement the node."""
+    nfv_type: str | None = None
+    """For VNFD nodes rewritten onto tempano types (see the compiler's NFV mapping): the type as written."""
 
     def is_a(self, type_name: str) -> bool:
         return type_name == self.type or type_name in self.type_hierarchy

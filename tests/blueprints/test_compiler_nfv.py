@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tempano.blueprints import BlueprintError, Plan, compile, load
+from tempano.blueprints import BlueprintError, Plan, _loader, compile, load
 
 VNFD = """\
 tosca_definitions_version: tosca_simple_yaml_1_3
@@ -83,6 +85,18 @@ topology_template:
           initial_delta: { number_of_instances: 2 }
         targets: [ fw ]
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def library_without_openstack_types(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Here the VNFD keeps its NFV types (the OpenStack rewrite is tested in test_compiler_nfv_mapping)."""
+    types = tmp_path_factory.mktemp("types")
+    for source in _loader.TYPES_DIR.glob("*.yaml"):
+        if source.name != "openstack.yaml":
+            shutil.copy(source, types / source.name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_loader, "TYPES_DIR", types)
+        yield
 
 
 @pytest.fixture(scope="module")
