@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tempano.blueprints._csar import CSAR_DIR_PREFIX, extract_csar
 from tempano.blueprints._errors import BlueprintCompileError, BlueprintLoadError, ErrorDetail
 from tempano.blueprints._gc import paused_gc
 from tempano.blueprints._loader import (
@@ -51,6 +53,11 @@ class Blueprint:
     def positions(self) -> PositionMap:
         return self.document.positions
 
+    def cleanup(self) -> None:
+        """Remove the directory a CSAR was extracted into (call it once artifacts are no longer needed)."""
+        if self.archive is not None and self.base_dir.name.startswith(CSAR_DIR_PREFIX):
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
     def detail(self, path: Path_, message: str, entity: str = "") -> ErrorDetail:
         """An error located at ``path`` of the root document."""
         return self.positions.detail(path, message, entity)
@@ -71,7 +78,7 @@ def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Bluep
     if not given.exists():
         raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
     if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
-        from tempano.blueprints._csar import extract_csar
+        # Extracted into a fresh temporary directory: Blueprint.cleanup() removes it.
 
         extracted, root = extract_csar(given, limits)
         archive_name = display_name(given)

@@ -265,6 +265,8 @@ def test_csar_with_metadata(tmp_path: Path) -> None:
     assert blueprint.file.endswith("app.csar/blueprint.yaml")
     plan = compile(blueprint, has_operation=None)
     assert plan.nodes["app"].operations["Standard.start"].inputs["script"] == "scripts/start.sh"
+    blueprint.cleanup()
+    assert not blueprint.base_dir.exists()
 
 
 def test_errors_in_imported_type_files_name_that_file(tmp_path: Path) -> None:
