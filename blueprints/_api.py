@@ -14,9 +14,7 @@ from tempano.blueprints._plugins import has_operation as installed_operation
 from tempano.blueprints.plan import Plan
 
 
-def compile(
-    blueprint: Blueprint, *, has_operation: Callable[[str], bool] | None = installed_operation
-) -> Plan:
+def compile(blueprint: Blueprint, *, has_operation: Callable[[str], bool] | None = installed_operation) -> Plan:
     """Compile a loaded blueprint into a plan; inputs stay symbolic (``{"get_input": name}``).
 
     ``has_operation`` says whether a plugin operation reference exists (default: the installed plugins);

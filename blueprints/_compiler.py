@@ -238,9 +238,7 @@ class Compiler:
             return None if ref == node.name else ref
         if self.types.known(ref):
             # A node type instead of a template: the one template of that type satisfies it.
-            matches = sorted(
-                n for n, spec in self.nodes.items() if n != node.name and self.types.is_a(spec.type, ref)
-            )
+            matches = sorted(n for n, spec in self.nodes.items() if n != node.name and self.types.is_a(spec.type, ref))
             if len(matches) == 1:
                 return matches[0]
             found = ", ".join(matches) or "none"
@@ -284,9 +282,7 @@ class Compiler:
             if not isinstance(entry, Mapping) or len(entry) != 1:
                 continue
             ((name, policy),) = entry.items()
-            if not isinstance(policy, Mapping) or not self.types.is_a(
-                str(policy.get("type")), SCALING_POLICY
-            ):
+            if not isinstance(policy, Mapping) or not self.types.is_a(str(policy.get("type")), SCALING_POLICY):
                 continue
             path: Path_ = (_TOPOLOGY, "policies", index, str(name))
             props = policy.get("properties")
@@ -299,9 +295,7 @@ class Compiler:
                     members = tuple(sorted(str(m) for m in group_defs[target].get("members") or []))
                     self.groups[target] = ScalingGroup(name=target, members=members, instances=instances)
                 else:
-                    self.error(
-                        path, f"the scaling policy targets {target!r}, which is no node or group", str(name)
-                    )
+                    self.error(path, f"the scaling policy targets {target!r}, which is no node or group", str(name))
 
     def _instances(self, props: Mapping[str, Any], path: Path_) -> Instances:
         def number(key: str, default: int | None) -> int | None:

@@ -104,9 +104,7 @@ class FunctionCompiler:
             return {name: compiled}
         return {name: self.compile_value(args, ctx, fpath, entity)}
 
-    def _node_for(
-        self, keyword: str, ctx: Context | None, fname: str, path: Path_, entity: str
-    ) -> str | None:
+    def _node_for(self, keyword: str, ctx: Context | None, fname: str, path: Path_, entity: str) -> str | None:
         if keyword in self._c.nodes:
             return keyword
         if keyword in _KEYWORDS:
@@ -138,9 +136,7 @@ class FunctionCompiler:
 
     def _get_property(self, args: Any, ctx: Context | None, path: Path_, entity: str) -> Any:
         if not isinstance(args, list) or len(args) < 2:
-            self._c.error(
-                path, "get_property takes a list: [entity, (capability,) property, (nested keys...)]", entity
-            )
+            self._c.error(path, "get_property takes a list: [entity, (capability,) property, (nested keys...)]", entity)
             return None
         keyword = str(args[0])
         if keyword == "SELF" and ctx is not None and ctx.self_properties is not None:
@@ -168,14 +164,11 @@ class FunctionCompiler:
         if node_name is not None or keyword != "HOST":
             self._c.error(
                 path,
-                f"get_property: node {node_name or keyword!r} has no property "
-                f"{'.'.join(str(a) for a in args[1:])!r}",
+                f"get_property: node {node_name or keyword!r} has no property {'.'.join(str(a) for a in args[1:])!r}",
                 entity,
             )
         else:
-            self._c.error(
-                path, f"get_property: no host of {ctx.self_node if ctx else '?'} has {args[1]!r}", entity
-            )
+            self._c.error(path, f"get_property: no host of {ctx.self_node if ctx else '?'} has {args[1]!r}", entity)
         return None
 
     def _lookup(self, node_name: str, keys: list[Any]) -> tuple[bool, Any, str]:

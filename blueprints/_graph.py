@@ -85,9 +85,7 @@ def build_workflows(compiler: CompileState, nodes: Mapping[str, NodeSpec]) -> di
     backward = {name: tuple(sorted(reverse[name])) for name in sorted(nodes)}
 
     def graph(after: Mapping[str, tuple[str, ...]], phases: tuple[str, ...]) -> WorkflowGraph:
-        return WorkflowGraph(
-            steps={name: Step(node=name, phases=phases, after=after[name]) for name in after}
-        )
+        return WorkflowGraph(steps={name: Step(node=name, phases=phases, after=after[name]) for name in after})
 
     return {
         "install": graph(forward, INSTALL_PHASES),

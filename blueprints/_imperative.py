@@ -39,9 +39,7 @@ def compile_imperative(compiler: CompileState, functions: FunctionCompiler) -> d
                 continue
             target = str(step.get("target", ""))
             if target not in compiler.nodes and target not in group_names:
-                compiler.error(
-                    (*spath, "target"), f"step target {target!r} is no node template or group", entity
-                )
+                compiler.error((*spath, "target"), f"step target {target!r} is no node template or group", entity)
             activities = []
             for index, activity in enumerate(step.get("activities") or []):
                 apath = (*spath, "activities", index)
@@ -50,9 +48,7 @@ def compile_imperative(compiler: CompileState, functions: FunctionCompiler) -> d
                     continue
                 ((kind, value),) = activity.items()
                 if kind not in _ACTIVITIES:
-                    compiler.error(
-                        apath, f"unknown activity {kind!r}: use one of {', '.join(_ACTIVITIES)}", entity
-                    )
+                    compiler.error(apath, f"unknown activity {kind!r}: use one of {', '.join(_ACTIVITIES)}", entity)
                     continue
                 inputs: dict[str, Any] = {}
                 if isinstance(value, Mapping):  # call_operation: {operation: ..., inputs: ...}
@@ -71,16 +67,12 @@ def compile_imperative(compiler: CompileState, functions: FunctionCompiler) -> d
                 names = [names] if isinstance(names, str) else list(names)
                 for link in names:
                     if link not in steps_raw:
-                        compiler.error(
-                            (*spath, key), f"{key} names {link!r}, which is no step of {wf_name}", entity
-                        )
+                        compiler.error((*spath, key), f"{key} names {link!r}, which is no step of {wf_name}", entity)
                 links[key] = tuple(str(n) for n in names)
             filters = step.get("filter") or []
             steps[str(step_name)] = WorkflowStep(
                 target=target,
-                target_relationship=str(step["target_relationship"])
-                if step.get("target_relationship")
-                else None,
+                target_relationship=str(step["target_relationship"]) if step.get("target_relationship") else None,
                 activities=tuple(activities),
                 on_success=links["on_success"],
                 on_failure=links["on_failure"],
@@ -90,9 +82,7 @@ def compile_imperative(compiler: CompileState, functions: FunctionCompiler) -> d
         result[str(wf_name)] = ImperativeWorkflow(
             description=str(definition.get("description", "") or "").strip(),
             inputs={
-                str(k): InputSpec(
-                    **{f: v[f] for f in ("type", "description", "required", "default") if f in v}
-                )
+                str(k): InputSpec(**{f: v[f] for f in ("type", "description", "required", "default") if f in v})
                 for k, v in sorted(inputs_raw.items())
                 if isinstance(v, Mapping)
             },

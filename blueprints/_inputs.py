@@ -21,9 +21,7 @@ def bind_inputs(plan: Plan, inputs: Mapping[str, Any]) -> Plan:
     errors: list[ErrorDetail] = []
     for name in sorted(set(inputs) - set(plan.inputs)):
         known = ", ".join(sorted(plan.inputs)) or "none"
-        errors.append(
-            ErrorDetail(f"unknown input (the blueprint declares: {known})", _WHERE, entity=str(name))
-        )
+        errors.append(ErrorDetail(f"unknown input (the blueprint declares: {known})", _WHERE, entity=str(name)))
     values: dict[str, Any] = {}
     for name, spec in plan.inputs.items():
         if name in inputs:
@@ -32,9 +30,7 @@ def bind_inputs(plan: Plan, inputs: Mapping[str, Any]) -> Plan:
             value = spec.default
         elif spec.required:
             errors.append(
-                ErrorDetail(
-                    f"required input missing (type {spec.type}); give it a value", _WHERE, entity=name
-                )
+                ErrorDetail(f"required input missing (type {spec.type}); give it a value", _WHERE, entity=name)
             )
             continue
         else:
@@ -79,9 +75,7 @@ class _Binder:
                     found = found[key]
                 else:
                     self.errors.append(
-                        ErrorDetail(
-                            f"get_input: the input has no element {key!r}", _WHERE, entity=str(keys[0])
-                        )
+                        ErrorDetail(f"get_input: the input has no element {key!r}", _WHERE, entity=str(keys[0]))
                     )
                     return None
             return found
@@ -123,9 +117,7 @@ def _check_type(value: Any, type_name: str, entry_schema: Mapping[str, Any] | No
         if not isinstance(value, expected):
             return f"expected a {type_name}, got {type(value).__name__} {value!r}"
         if entry_schema and isinstance(entry_schema.get("type"), str):
-            items = (
-                value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else []
-            )
+            items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else []
             for item in items:
                 problem = _check_type(item, entry_schema["type"], None)
                 if problem:

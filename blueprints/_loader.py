@@ -204,9 +204,7 @@ class ImportResolver:
         prefix = entry.get("namespace_prefix")
         return target, str(prefix) if prefix else None
 
-    def _load(
-        self, doc: YamlDocument, where: Path_, target: str, prefix: str | None, here: Path | str
-    ) -> None:
+    def _load(self, doc: YamlDocument, where: Path_, target: str, prefix: str | None, here: Path | str) -> None:
         bundled = self._bundled(target)
         if bundled is not None:
             self._read_local(doc, where, bundled, f"<tempano profiles>/{bundled.name}", prefix)
@@ -251,9 +249,7 @@ class ImportResolver:
         path = PROFILES_DIR / local
         return path if path.is_file() else None
 
-    def _read_local(
-        self, doc: YamlDocument, where: Path_, path: Path, display: str, prefix: str | None
-    ) -> None:
+    def _read_local(self, doc: YamlDocument, where: Path_, path: Path, display: str, prefix: str | None) -> None:
         key = str(path)
         if key in self._seen:
             return

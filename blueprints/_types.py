@@ -38,9 +38,7 @@ _NORMATIVE_PREFIXES = (
     "tosca.datatypes.",
     "tosca.datatypes.network.",
 )
-_INTERFACE_KEYWORDS = frozenset(
-    {"type", "inputs", "description", "notifications", "derived_from", "metadata"}
-)
+_INTERFACE_KEYWORDS = frozenset({"type", "inputs", "description", "notifications", "derived_from", "metadata"})
 
 
 def short_interface(name: str) -> str:
@@ -227,9 +225,7 @@ class TypeIndex:
                 short = short_interface(str(iface_name))
                 shared = interface_inputs(iface)
                 ops = interface_operations(iface)
-                has_operations_key = isinstance(iface, Mapping) and isinstance(
-                    iface.get("operations"), Mapping
-                )
+                has_operations_key = isinstance(iface, Mapping) and isinstance(iface.get("operations"), Mapping)
                 for op_name, op_def in ops.items():
                     key = f"{short}.{op_name}"
                     op = result.get(key) or Operation()

@@ -49,9 +49,7 @@ class PluginRegistry:
         fn = plugin.operations.get(operation)
         if fn is None:
             known = ", ".join(sorted(plugin.operations)) or "none"
-            raise UnknownOperation(
-                f"plugin {plugin_name!r} has no operation {operation!r} (it has: {known})"
-            )
+            raise UnknownOperation(f"plugin {plugin_name!r} has no operation {operation!r} (it has: {known})")
         return fn
 
 

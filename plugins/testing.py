@@ -66,9 +66,7 @@ class LocalContext(OperationContext):
         self.ledger[:] = [r for r in self.ledger if not (r.kind == kind and r.resource_id == resource_id)]
 
     def resources(self, kind: str | None = None) -> list[Resource]:
-        return [
-            r for r in self.ledger if r.node_instance_id == self.instance.id and (kind is None or r.kind == kind)
-        ]
+        return [r for r in self.ledger if r.node_instance_id == self.instance.id and (kind is None or r.kind == kind)]
 
     def heartbeat(self, details: Mapping[str, Any] | None = None) -> None:
         self.heartbeats.append(dict(details or {}))

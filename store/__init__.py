@@ -1,1 +1,26 @@
 """The runtime store: deployments, node instances, resource ledger, events, blueprints (SQLite or PostgreSQL)."""
+
+from tempano.store._store import Conflict, NotFound, Store, StoreError
+from tempano.store.records import (
+    BlueprintRecord,
+    DeploymentRecord,
+    EventRecord,
+    ExecutionRecord,
+    NewInstance,
+    NodeInstanceRecord,
+    ResourceRecord,
+)
+
+__all__ = [
+    "BlueprintRecord",
+    "Conflict",
+    "DeploymentRecord",
+    "EventRecord",
+    "ExecutionRecord",
+    "NewInstance",
+    "NodeInstanceRecord",
+    "NotFound",
+    "ResourceRecord",
+    "Store",
+    "StoreError",
+]

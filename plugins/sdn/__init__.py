@@ -1,5 +1,48 @@
-"""The sdn plugin (being built)."""
+"""The sdn plugin: WAN links between sites, through a driver per backend.
 
-from tempano.plugins.contract import Plugin
+Drivers (a Site's ``driver`` property): ``linux`` (VXLAN between lab edge namespaces), ``onos``
+(ONOS VPLS over its REST API) and ``ietf-l2vpn`` (RFC 8466 over RESTCONF). Operations::
 
-plugin = Plugin("sdn")
+    sdn.site.create / site.check / site.delete
+    sdn.link.create / link.check / link.delete
+
+Errors (the contract's tree, plus one)::
+
+    PluginError
+     ├── RetryableError           controller 5xx, timeouts, unreachable controller, failed `ip` command
+     └── NonRetryableError
+          ├── AuthenticationFailed controller refused the site's credentials (401/403)
+          ├── ConfigurationError   bad site/link properties, missing secret, controller 4xx
+          └── LinkBroken           a check found the link or site damaged (heal re-creates it)
+"""
+
+from tempano.plugins.sdn import ietf_l2vpn, linux, onos  # noqa: F401  (register the drivers)
+from tempano.plugins.sdn.driver import (
+    Credentials,
+    LinkBroken,
+    LinkEnd,
+    LinkSpec,
+    LinkState,
+    LinkStatus,
+    SdnDriver,
+    SiteSpec,
+    driver_names,
+    make_driver,
+    register_driver,
+)
+from tempano.plugins.sdn.operations import plugin
+
+__all__ = [
+    "Credentials",
+    "LinkBroken",
+    "LinkEnd",
+    "LinkSpec",
+    "LinkState",
+    "LinkStatus",
+    "SdnDriver",
+    "SiteSpec",
+    "driver_names",
+    "make_driver",
+    "plugin",
+    "register_driver",
+]

@@ -1,0 +1,644 @@
+"""The engine's activities: scheduling reads, operation dispatch to plugins, and every store write.
+
+Activities are synchronous (they run on the worker's thread pool: plugins use blocking libraries) and
+idempotent: a retried activity cannot double-apply (event keys, ledger uniqueness, attribute merges).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tempano.blueprints.functions import FunctionError, evaluate
+from tempano.blueprints.plan import (
+    NODE_PHASE_OPERATIONS,
+    RELATIONSHIP_PHASE_OPERATIONS,
+    NodeSpec,
+    OperationSpec,
+    Plan,
+    RelationshipSpec,
+)
+from tempano.plugins.contract import InstanceView, PluginError, Relationship
+from tempano.plugins.registry import PluginRegistry, UnknownOperation
+from tempano.store import NodeInstanceRecord, NotFound, Store
+from tempano.store import topology as topo
+from tempano.store.resolver import StoreResolver, load_instances
+from tempano.workflows.models import (
+    BatchInput,
+    BatchPlan,
+    ExecutionStatusInput,
+    InstanceInfo,
+    InstancesQuery,
+    LogInput,
+    OperationInput,
+    OperationResult,
+    RecordExecutionInput,
+    RollbackInput,
+    RollbackPlan,
+    ScaleInput,
+    ScaleResult,
+    Schedule,
+    ScheduleInput,
+    ScheduleStep,
+    StatesInput,
+    SubgraphInput,
+    SubgraphResult,
+    Task,
+)
+
+log = logging.getLogger("tempano.activities")
+
+DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_HEARTBEAT_S = 30.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+PHASE_STATES: dict[str, tuple[str, str]] = {
+    "create": ("creating", "created"),
+    "configure": ("configuring", "configured"),
+    "start": ("starting", "started"),
+    "stop": ("stopping", "stopped"),
+    "delete": ("deleting", "deleted"),
+}
+
+
+class EngineActivities:
+    """Holds the worker's store and plugin registry; each method is one activity."""
+
+    def __init__(self, store: Store, plugins: PluginRegistry, *, blueprints_dir: Path | None = None) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.blueprints_dir = blueprints_dir
+        self._plans: dict[str, Plan] = {}
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- helpers
+
+    def plan(self, deployment_id: str) -> Plan:
+        """The deployment's plan (immutable once the deployment exists, so cached)."""
+        with self._lock:
+            cached = self._plans.get(deployment_id)
+        if cached is not None:
+            return cached
+        plan = Plan.model_validate(self.store.get_deployment(deployment_id).plan)
+        with self._lock:
+            self._plans[deployment_id] = plan
+        return plan
+
+    def activities(self) -> list[Any]:
+        """Every activity method, for the worker."""
+        return [
+            self.schedule,
+            self.plan_batch,
+            self.run_operation,
+            self.set_states,
+            self.record_execution,
+            self.execution_status,
+            self.list_instances,
+            self.scale,
+            self.remove_instances,
+            self.subgraph,
+            self.log_event,
+            self.rollback_plan,
+        ]
+
+    # ---------------------------------------------------------------- scheduling
+
+    @activity.defn(name="schedule")
+    def schedule(self, input: ScheduleInput) -> Schedule:
+        """The template-level DAG of a set of instances, in install or uninstall order."""
+        plan = self.plan(input.deployment_id)
+        instances = self.store.node_instances(input.deployment_id)
+        wanted = set(input.instance_ids) if input.instance_ids is not None else {i.id for i in instances}
+        if input.only_touched:
+            touched = {r.node_instance_id for r in self.store.resources(input.deployment_id)}
+            wanted = {i.id for i in instances if i.id in wanted and (i.state != "uninitialized" or i.id in touched)}
+        by_node: dict[str, list[str]] = {}
+        for inst in instances:
+            if inst.id in wanted:
+                by_node.setdefault(inst.node, []).append(inst.id)
+        graph = plan.workflows.get(input.order)
+        steps: list[ScheduleStep] = []
+        for name in sorted(by_node):
+            if graph is not None and name in graph.steps:
+                after = graph.steps[name].after
+            else:
+                after = _default_after(plan, name, input.order)
+            steps.append(
+                ScheduleStep(
+                    node=name,
+                    after=tuple(a for a in after if a in by_node),
+                    instance_ids=tuple(by_node[name]),
+                )
+            )
+        return Schedule(steps=tuple(steps))
+
+    @activity.defn(name="plan_batch")
+    def plan_batch(self, input: BatchInput) -> BatchPlan:
+        """The operations each instance of a batch runs, phase by phase (or the one operation asked)."""
+        plan = self.plan(input.deployment_id)
+        instances = load_instances(self.store, plan, input.deployment_id, around=None)
+        done: set[tuple[str, str]] = set()
+        for execution_id in input.skip:
+            done |= self.store.succeeded_operations(execution_id)
+        tasks: dict[str, tuple[tuple[Task, ...], ...]] = {}
+        skipped = 0
+        for instance_id in input.instance_ids:
+            if instance_id not in instances:
+                raise ApplicationError(
+                    f"deployment {input.deployment_id} has no live node instance {instance_id}",
+                    type="NotFound",
+                    non_retryable=True,
+                )
+            source = instances[instance_id]
+            node = plan.node(source.node)
+            if input.operation is not None:
+                spec = node.operations.get(input.operation)
+                if spec is None:
+                    raise ApplicationError(
+                        f"{instance_id}: node {node.name!r} has no operation {input.operation!r} "
+                        f"(it has: {', '.join(sorted(node.operations)) or 'none'})",
+                        type="UnknownOperation",
+                        non_retryable=True,
+                    )
+                candidates = [[_task(input.operation, instance_id, input.operation, spec)]]
+            else:
+                candidates = [_phase_tasks(plan, node, source, phase, instances) for phase in input.phases]
+            per_phase: list[tuple[Task, ...]] = []
+            for phase_tasks in candidates:
+                kept = [
+                    t.model_copy(update={"max_attempts": input.max_attempts}) if input.max_attempts else t
+                    for t in phase_tasks
+                    if (instance_id, t.key) not in done
+                    and (input.only_targets is None or t.target_id in input.only_targets)
+                ]
+                skipped += len(phase_tasks) - len(kept)
+                if kept:
+                    per_phase.append(tuple(kept))
+            tasks[instance_id] = tuple(per_phase)
+        return BatchPlan(tasks=tasks, skipped=skipped)
+
+    # ---------------------------------------------------------------- operations
+
+    @activity.defn(name="run_operation")
+    def run_operation(self, input: OperationInput) -> OperationResult:
+        """Runs one plugin operation on one node instance, and persists what it changed."""
+        info = activity.info()
+        task = input.task
+        plan = self.plan(input.deployment_id)
+        deployment_id = input.deployment_id
+        owner = self.store.node_instance(deployment_id, task.instance_id)
+        instances = load_instances(self.store, plan, deployment_id, around=owner)
+        if task.target_id is not None and task.target_id not in instances:
+            instances[task.target_id] = self.store.node_instance(deployment_id, task.target_id)
+        run_on = task.target_id if task.side == "target" and task.target_id else task.instance_id
+        if run_on not in instances:
+            instances[run_on] = self.store.node_instance(deployment_id, run_on)
+        spec, rel = _operation_spec(plan, owner, task)
+        where = f"{run_on} {task.operation}" + (f" ({task.key})" if task.relationship is not None else "")
+        prefix = f"{input.execution_id}:{task.instance_id}:{task.key}:{info.attempt}"
+        started = time.monotonic()
+        try:
+            resolver = StoreResolver(
+                self.store,
+                plan,
+                deployment_id,
+                instances,
+                self_id=run_on,
+                source_id=task.instance_id if rel is not None else None,
+                target_id=task.target_id if rel is not None else None,
+            )
+            inputs = dict(evaluate(spec.inputs, resolver))
+            inputs.update(input.inputs or {})
+            fn = self.plugins.resolve(spec.implementation)
+        except (FunctionError, UnknownOperation, NotFound) as e:
+            self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error")
+            raise ApplicationError(f"{where}: {e}", type=type(e).__name__, non_retryable=True) from None
+
+        views = {
+            iid: _view(plan, instances[iid]) for iid in {task.instance_id, run_on, *(filter(None, [task.target_id]))}
+        }
+        me = views[run_on]
+        host = _view(plan, instances[me.host_id]) if me.host_id and me.host_id in instances else None
+        relationships = _relationship_views(plan, instances[run_on], instances, views) if rel is None else ()
+        plugin_name = spec.implementation.split(".", 1)[0]
+        ctx = _make_context(
+            self,
+            plugin_name=plugin_name,
+            input=input,
+            task=task,
+            inputs=inputs,
+            attempt=info.attempt,
+            me=me,
+            host=host,
+            relationships=relationships,
+            source=views[task.instance_id] if rel is not None else None,
+            target=views.get(task.target_id) if rel is not None and task.target_id else None,
+            heartbeat_details=_heartbeat_details(info),
+        )
+        if task.state_before:
+            self.store.set_states(deployment_id, [run_on], task.state_before)
+        activity.heartbeat()
+        self._event(
+            prefix,
+            input,
+            "operation_started",
+            f"{where}: {spec.implementation} (attempt {info.attempt}/{task.max_attempts})",
+            data={"task": task.key, "implementation": spec.implementation},
+        )
+        try:
+            with ctx.auto_heartbeat():
+                outputs = fn(ctx) or {}
+        except PluginError as e:
+            elapsed = time.monotonic() - started
+            final = (not e.retryable) or info.attempt >= task.max_attempts
+            self._event(
+                prefix,
+                input,
+                "operation_failed",
+                f"{where} failed (attempt {info.attempt}/{task.max_attempts}): {e.message}",
+                level="error",
+                duration=elapsed,
+                data={"task": task.key, "retryable": e.retryable, "final": final, **e.details},
+            )
+            raise ApplicationError(
+                f"{where} failed (attempt {info.attempt}/{task.max_attempts}): {e.message}",
+                type=type(e).__name__,
+                non_retryable=not e.retryable,
+            ) from None
+        except Exception as e:
+            elapsed = time.monotonic() - started
+            self._event(
+                prefix,
+                input,
+                "operation_failed",
+                f"{where} raised {type(e).__name__} (attempt {info.attempt}/{task.max_attempts}): {e}",
+                level="error",
+                duration=elapsed,
+                data={"task": task.key, "retryable": True},
+            )
+            raise ApplicationError(
+                f"{where} raised {type(e).__name__} (attempt {info.attempt}/{task.max_attempts}): {e} "
+                f"(an unexpected error in plugin {plugin_name!r}: retried)",
+                type=type(e).__name__,
+            ) from None
+        finally:
+            for i, line in enumerate(ctx.lines):
+                self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
+
+        elapsed = time.monotonic() - started
+        for view in views.values():
+            writes = view.attribute_writes
+            is_me = view.id == run_on
+            if writes or is_me:
+                self.store.merge_attributes(
+                    deployment_id,
+                    view.id,
+                    writes,
+                    outputs=(task.operation, dict(outputs)) if is_me else None,
+                    state=task.state_after if is_me else None,
+                )
+        self._event(
+            prefix,
+            input,
+            "operation_succeeded",
+            f"{where} succeeded in {elapsed:.2f}s",
+            duration=elapsed,
+            data={"task": task.key},
+        )
+        healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
+        return OperationResult(outputs=_jsonable(outputs), healthy=healthy if isinstance(healthy, bool) else None)
+
+    def _event(
+        self,
+        key: str,
+        input: OperationInput,
+        type: str,
+        message: str,
+        *,
+        level: str = "info",
+        duration: float | None = None,
+        data: Mapping[str, Any] | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.store.add_event(
+            f"{key}:{type}",
+            input.deployment_id,
+            message,
+            type=type,
+            level=level,
+            execution_id=input.execution_id,
+            node_instance_id=instance or input.task.instance_id,
+            operation=input.task.operation,
+            attempt=activity.info().attempt,
+            duration_s=duration,
+            data=data,
+        )
+
+    # ---------------------------------------------------------------- store writes
+
+    @activity.defn(name="set_states")
+    def set_states(self, input: StatesInput) -> None:
+        self.store.set_states(input.deployment_id, list(input.instance_ids), input.state)
+
+    @activity.defn(name="record_execution")
+    def record_execution(self, input: RecordExecutionInput) -> None:
+        self.store.create_execution(
+            input.execution_id, input.deployment_id, input.seq, input.workflow, input.parameters, input.workflow_id
+        )
+
+    @activity.defn(name="execution_status")
+    def execution_status(self, input: ExecutionStatusInput) -> None:
+        self.store.set_execution_status(input.execution_id, input.status, error=input.error)
+        if input.deployment_status:
+            self.store.set_deployment_status(input.deployment_id, input.deployment_status)
+        message = input.message or f"execution {input.execution_id} ({input.workflow}) {input.status}" + (
+            f": {input.error}" if input.error else ""
+        )
+        self.store.add_event(
+            f"{input.execution_id}:status:{input.status}",
+            input.deployment_id,
+            message,
+            type=f"execution_{input.status}",
+            level="error" if input.status == "failed" else "info",
+            execution_id=input.execution_id,
+        )
+
+    @activity.defn(name="log_event")
+    def log_event(self, input: LogInput) -> None:
+        self.store.add_event(
+            f"{input.execution_id}:{input.key}",
+            input.deployment_id,
+            input.message,
+            type="workflow_log",
+            level=input.level,
+            execution_id=input.execution_id,
+            node_instance_id=input.node_instance_id,
+        )
+
+    @activity.defn(name="list_instances")
+    def list_instances(self, input: InstancesQuery) -> list[InstanceInfo]:
+        records = self.store.node_instances(input.deployment_id, node=input.node, ids=input.instance_ids)
+        plan = self.plan(input.deployment_id)
+        return [
+            InstanceInfo(
+                id=r.id,
+                node=r.node,
+                host_id=r.host_id,
+                state=r.state,
+                group_instance=r.group_instance,
+                attributes=_jsonable(r.attributes),
+                operations=tuple(sorted(plan.node(r.node).operations)),
+            )
+            for r in records
+        ]
+
+    @activity.defn(name="scale")
+    def scale(self, input: ScaleInput) -> ScaleResult:
+        """Adds the instances of a scale-out (idempotently), or chooses those a scale-in removes."""
+        plan = self.plan(input.deployment_id)
+        existing = self.store.node_instances(input.deployment_id, include_removed=True)
+        marker = f"scale:{input.execution_id}"
+        try:
+            if input.delta > 0:
+                already = [i.id for i in existing if i.group_instance == marker or _made_by(i, marker)]
+                if already:
+                    return ScaleResult(added=tuple(already))
+                new = topo.scale_out(plan, input.target, input.delta, existing)
+                self.store.add_node_instances(input.deployment_id, new)
+                for inst in new:
+                    self.store.merge_attributes(input.deployment_id, inst.id, {}, outputs=(marker, {}))
+                added = {n.id for n in new}
+                live = {i.id: i for i in self.store.node_instances(input.deployment_id)}
+                return ScaleResult(added=tuple(n.id for n in new), peers=_peers(plan, live, added))
+            chosen = topo.scale_in_choice(plan, input.target, input.delta, existing, input.instance_ids)
+            return ScaleResult(removing=tuple(chosen))
+        except topo.TopologyError as e:
+            raise ApplicationError(
+                f"scale {input.target} {input.delta:+d}: {e}", type="ScaleError", non_retryable=True
+            ) from None
+
+    @activity.defn(name="remove_instances")
+    def remove_instances(self, input: StatesInput) -> None:
+        self.store.mark_removed(input.deployment_id, list(input.instance_ids))
+
+    @activity.defn(name="subgraph")
+    def subgraph(self, input: SubgraphInput) -> SubgraphResult:
+        """The instances and what they contain, plus the peers with relationships into them."""
+        plan = self.plan(input.deployment_id)
+        existing = self.store.node_instances(input.deployment_id)
+        unknown = set(input.instance_ids) - {i.id for i in existing}
+        if unknown:
+            raise ApplicationError(
+                f"deployment {input.deployment_id} has no live node instance(s) {', '.join(sorted(unknown))}",
+                type="NotFound",
+                non_retryable=True,
+            )
+        ids = topo.subgraph(input.instance_ids, existing)
+        live = {i.id: i for i in existing}
+        return SubgraphResult(instance_ids=tuple(ids), peers=tuple(sorted(_peers(plan, live, set(ids)))))
+
+    @activity.defn(name="rollback_plan")
+    def rollback_plan(self, input: RollbackInput) -> RollbackPlan:
+        """What a failed execution created: instances it left with resources or past 'uninitialized'."""
+        created = {
+            r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)
+        }
+        touched = {
+            e.node_instance_id
+            for e in self.store.events(input.deployment_id, execution_id=input.of_execution, limit=1_000_000)
+            if e.type == "operation_started" and e.node_instance_id
+        }
+        return RollbackPlan(instance_ids=tuple(sorted(created | touched)))
+
+
+# -------------------------------------------------------------------- pure helpers
+
+
+def _default_after(plan: Plan, node: str, order: str) -> tuple[str, ...]:
+    if order == "install":
+        return tuple(sorted({r.target for r in plan.nodes[node].relationships}))
+    return tuple(sorted(n for n, spec in plan.nodes.items() if any(r.target == node for r in spec.relationships)))
+
+
+def _task(
+    key: str,
+    instance_id: str,
+    operation: str,
+    spec: OperationSpec,
+    *,
+    relationship: int | None = None,
+    target_id: str | None = None,
+    side: str | None = None,
+    states: tuple[str, str] | None = None,
+) -> Task:
+    retry = spec.retry
+    return Task(
+        key=key,
+        instance_id=instance_id,
+        operation=operation,
+        implementation=spec.implementation,
+        relationship=relationship,
+        target_id=target_id,
+        side=side,  # type: ignore[arg-type, unused-ignore]
+        state_before=states[0] if states else None,
+        state_after=states[1] if states else None,
+        timeout_s=spec.timeout_s or DEFAULT_TIMEOUT_S,
+        heartbeat_timeout_s=spec.heartbeat_timeout_s or DEFAULT_HEARTBEAT_S,
+        max_attempts=retry.max_attempts if retry else DEFAULT_MAX_ATTEMPTS,
+        initial_interval_s=retry.initial_interval_s if retry else 1.0,
+        backoff=retry.backoff if retry else 2.0,
+        max_interval_s=retry.max_interval_s if retry else 30.0,
+    )
+
+
+def _phase_tasks(
+    plan: Plan, node: NodeSpec, source: NodeInstanceRecord, phase: str, instances: Mapping[str, NodeInstanceRecord]
+) -> list[Task]:
+    if phase in NODE_PHASE_OPERATIONS:
+        op = NODE_PHASE_OPERATIONS[phase]
+        spec = node.operations.get(op)
+        if spec is None:
+            return []
+        return [_task(op, source.id, op, spec, states=PHASE_STATES.get(phase))]
+    if phase in RELATIONSHIP_PHASE_OPERATIONS:
+        source_op, target_op = RELATIONSHIP_PHASE_OPERATIONS[phase]
+        out: list[Task] = []
+        for index, rel in enumerate(node.relationships):
+            if source_op not in rel.operations and target_op not in rel.operations:
+                continue
+            for target_id in topo.relationship_targets(plan, source, rel, instances):
+                for op, side in ((source_op, "source"), (target_op, "target")):
+                    spec = rel.operations.get(op)
+                    if spec is not None:
+                        key = f"{phase}:{rel.name}#{index}:{target_id}:{side}"
+                        out.append(_task(key, source.id, op, spec, relationship=index, target_id=target_id, side=side))
+        return out
+    raise ApplicationError(f"unknown phase {phase!r}", non_retryable=True)
+
+
+def _operation_spec(plan: Plan, owner: NodeInstanceRecord, task: Task) -> tuple[OperationSpec, RelationshipSpec | None]:
+    node = plan.node(owner.node)
+    if task.relationship is None:
+        spec = node.operations.get(task.operation)
+        if spec is None:
+            raise ApplicationError(
+                f"{owner.id}: node {node.name!r} has no operation {task.operation!r} "
+                f"(it has: {', '.join(sorted(node.operations)) or 'none'})",
+                type="UnknownOperation",
+                non_retryable=True,
+            )
+        return spec, None
+    rel = node.relationships[task.relationship]
+    return rel.operations[task.operation], rel
+
+
+def _view(plan: Plan, record: NodeInstanceRecord) -> InstanceView:
+    node = plan.node(record.node)
+    return InstanceView(
+        id=record.id,
+        node=record.node,
+        type=node.type,
+        type_hierarchy=node.type_hierarchy,
+        properties=node.properties,
+        attributes=dict(record.attributes),
+        host_id=record.host_id,
+    )
+
+
+def _relationship_views(
+    plan: Plan,
+    me: NodeInstanceRecord,
+    instances: Mapping[str, NodeInstanceRecord],
+    views: dict[str, InstanceView],
+) -> tuple[Relationship, ...]:
+    out: list[Relationship] = []
+    for rel in plan.node(me.node).relationships:
+        for target_id in topo.relationship_targets(plan, me, rel, instances):
+            if target_id not in views:
+                views[target_id] = _view(plan, instances[target_id])
+            out.append(Relationship(rel.name, rel.type, rel.type_hierarchy, views[target_id], rel.properties))
+    return tuple(out)
+
+
+def _peers(plan: Plan, live: Mapping[str, NodeInstanceRecord], inside: set[str]) -> dict[str, tuple[str, ...]]:
+    """Instances outside ``inside`` whose relationships reach into it, with the targets they reach."""
+    out: dict[str, tuple[str, ...]] = {}
+    for inst in live.values():
+        if inst.id in inside:
+            continue
+        reached: list[str] = []
+        for rel in plan.node(inst.node).relationships:
+            reached.extend(t for t in topo.relationship_targets(plan, inst, rel, live) if t in inside)
+        if reached:
+            out[inst.id] = tuple(sorted(set(reached)))
+    return out
+
+
+def _made_by(instance: NodeInstanceRecord, marker: str) -> bool:
+    return marker in instance.outputs
+
+
+def _heartbeat_details(info: activity.Info) -> dict[str, Any]:
+    details = info.heartbeat_details
+    if details and isinstance(details[0], Mapping):
+        return dict(details[0])
+    return {}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _make_context(
+    acts: EngineActivities,
+    *,
+    plugin_name: str,
+    input: OperationInput,
+    task: Task,
+    inputs: Mapping[str, Any],
+    attempt: int,
+    me: InstanceView,
+    host: InstanceView | None,
+    relationships: Sequence[Relationship],
+    source: InstanceView | None,
+    target: InstanceView | None,
+    heartbeat_details: Mapping[str, Any],
+) -> Any:
+    from tempano.activities.context import ActivityContext
+
+    blueprint = acts.store.get_deployment(input.deployment_id).blueprint_id
+    try:
+        source_dir = acts.store.get_blueprint(blueprint).source_dir
+    except NotFound:
+        source_dir = None
+    return ActivityContext(
+        store=acts.store,
+        plugin=plugin_name,
+        deployment_id=input.deployment_id,
+        execution_id=input.execution_id,
+        operation=task.operation.split(".", 1)[-1],
+        inputs=inputs,
+        idempotency_key=f"{input.deployment_id}.{task.instance_id}.{task.key}",
+        attempt=attempt,
+        instance=me,
+        host=host,
+        relationships=tuple(relationships),
+        source=source,
+        target=target,
+        blueprint_dir=Path(source_dir) if source_dir else None,
+        heartbeat_details=heartbeat_details,
+        logger=logging.getLogger(f"tempano.plugins.{plugin_name}"),
+    )

@@ -1,0 +1,282 @@
+"""What the API (and tests) do to tempano: blueprints in, deployments created, executions started and followed.
+
+One class over the store and a Temporal client; the REST routers are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from tempano.api.settings import Settings
+from tempano.blueprints.functions import FunctionError, evaluate
+from tempano.blueprints.plan import Plan
+from tempano.store import (
+    BlueprintRecord,
+    Conflict,
+    DeploymentRecord,
+    ExecutionRecord,
+    NotFound,
+    Store,
+)
+from tempano.store.resolver import StoreResolver, load_instances
+from tempano.store.topology import expand
+from tempano.workflows.engine import (
+    SA_BLUEPRINT,
+    SA_DEPLOYMENT,
+    SA_STATUS,
+    SA_WORKFLOW,
+    DeploymentWorkflow,
+    deployment_workflow_id,
+)
+from tempano.workflows.models import (
+    CancelRequest,
+    DeploymentInput,
+    ExecutionRef,
+    QueuePolicy,
+    StartExecutionRequest,
+)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
+
+
+class ServiceError(Exception):
+    """A request tempano refuses: ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class TemporalUnavailable(ServiceError):
+    status = 503
+
+
+async def connect(settings: Settings) -> Client:
+    """A Temporal client with tempano's data converter; a clear error when the server is not there."""
+    try:
+        return await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        )
+    except RuntimeError as e:
+        raise TemporalUnavailable(
+            f"cannot reach the Temporal server at {settings.temporal_address} ({e}); start it with `tempano up`"
+        ) from None
+
+
+def check_id(kind: str, value: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise ServiceError(
+            f"{kind} id {value!r} is not valid: use 1-100 letters, digits, '_', '.', '-', starting with a letter or digit",
+            status=422,
+        )
+    return value
+
+
+class Tempano:
+    """tempano's operations over a store and a Temporal client."""
+
+    def __init__(self, settings: Settings, client: Client, store: Store | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        self.store: Store = store if store is not None else settings.store
+
+    # ---------------------------------------------------------------- blueprints
+
+    def upload_blueprint(self, blueprint_id: str, path: Path) -> BlueprintRecord:
+        """Compiles the blueprint at ``path`` (file, directory or CSAR) and keeps a copy of its files."""
+        from tempano.blueprints import compile as compile_blueprint
+        from tempano.blueprints import load
+
+        check_id("blueprint", blueprint_id)
+        try:
+            self.store.get_blueprint(blueprint_id)
+            raise ServiceError(f"a blueprint named {blueprint_id!r} exists already", status=409)
+        except NotFound:
+            pass
+        blueprint = load(path)
+        plan = compile_blueprint(blueprint)
+        target = self.settings.blueprints_dir / blueprint_id
+        if target.exists():
+            shutil.rmtree(target)
+        root = Path(blueprint.base_dir)
+        shutil.copytree(root, target)
+        main_file = str(Path(blueprint.root_file).relative_to(root))
+        try:
+            return self.store.put_blueprint(
+                blueprint_id,
+                plan.model_dump(mode="json"),
+                plan.content_hash,
+                description=plan.description,
+                source_dir=str(target),
+                main_file=main_file,
+            )
+        except Conflict as e:
+            raise ServiceError(str(e), status=409) from None
+
+    def upload_blueprint_bytes(self, blueprint_id: str, filename: str, content: bytes) -> BlueprintRecord:
+        """A blueprint sent as one YAML document or a CSAR zip."""
+        with tempfile.TemporaryDirectory(prefix="tempano-upload-") as tmp:
+            name = Path(filename).name or "blueprint.yaml"
+            path = Path(tmp) / name
+            path.write_bytes(content)
+            return self.upload_blueprint(blueprint_id, path)
+
+    # ---------------------------------------------------------------- deployments
+
+    async def create_deployment(
+        self,
+        deployment_id: str,
+        blueprint_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        policy: QueuePolicy = "queue",
+    ) -> DeploymentRecord:
+        from tempano.blueprints import bind_inputs
+
+        check_id("deployment", deployment_id)
+        blueprint = self.store.get_blueprint(blueprint_id)
+        plan = bind_inputs(Plan.model_validate(blueprint.plan), dict(inputs or {}))
+        instances = expand(plan)
+        try:
+            record = self.store.create_deployment(
+                deployment_id,
+                blueprint_id,
+                plan.model_dump(mode="json"),
+                dict(inputs or {}),
+                instances,
+                labels=labels,
+            )
+        except Conflict as e:
+            raise ServiceError(str(e), status=409) from None
+        await self.client.start_workflow(
+            DeploymentWorkflow.run,
+            DeploymentInput(deployment_id=deployment_id, blueprint_id=blueprint_id, policy=policy),
+            id=deployment_workflow_id(deployment_id),
+            task_queue=self.settings.task_queue,
+            static_summary=f"deployment {deployment_id} of {blueprint_id} ({len(instances)} instances)",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_DEPLOYMENT, deployment_id),
+                    SearchAttributePair(SA_BLUEPRINT, blueprint_id),
+                    SearchAttributePair(SA_WORKFLOW, "deployment"),
+                    SearchAttributePair(SA_STATUS, "active"),
+                ]
+            ),
+        )
+        return record
+
+    def deployment_handle(self, deployment_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(deployment_workflow_id(deployment_id))
+
+    async def start_execution(
+        self,
+        deployment_id: str,
+        workflow: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        resume_of: str | None = None,
+        rollback_of: str | None = None,
+    ) -> ExecutionRef:
+        deployment = self.store.get_deployment(deployment_id)
+        plan = Plan.model_validate(deployment.plan)
+        request = StartExecutionRequest(
+            workflow=workflow,
+            parameters=dict(parameters or {}),
+            resume_of=resume_of,
+            rollback_of=rollback_of,
+            declared=workflow in plan.imperative_workflows,
+        )
+        try:
+            ref: ExecutionRef = await self.deployment_handle(deployment_id).execute_update(
+                "start_execution", request, result_type=ExecutionRef
+            )
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
+            status = 409 if isinstance(cause, ApplicationError) and cause.type in {"Busy", "Closing"} else 422
+            raise ServiceError(message, status=status) from None
+        except RPCError as e:
+            raise ServiceError(
+                f"deployment {deployment_id}'s workflow is not running ({e.message})", status=409
+            ) from None
+        return ref
+
+    async def cancel_execution(self, execution_id: str) -> str:
+        execution = self.store.get_execution(execution_id)
+        try:
+            result: str = await self.deployment_handle(execution.deployment_id).execute_update(
+                "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
+            )
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
+        return result
+
+    async def wait_execution(self, execution_id: str, *, timeout: float = 600.0, poll: float = 0.2) -> ExecutionRecord:
+        """Waits until the execution ends (it may still be queued behind another)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                record = self.store.get_execution(execution_id)
+                if record.status in TERMINAL:
+                    return record
+            except NotFound:
+                pass
+            if loop.time() > deadline:
+                raise TimeoutError(f"execution {execution_id} did not finish within {timeout:.0f}s")
+            await asyncio.sleep(poll)
+
+    async def run(
+        self, deployment_id: str, workflow: str, parameters: Mapping[str, Any] | None = None, *, timeout: float = 600.0
+    ) -> ExecutionRecord:
+        """Starts an execution and waits for its end."""
+        ref = await self.start_execution(deployment_id, workflow, parameters)
+        return await self.wait_execution(ref.execution_id, timeout=timeout)
+
+    def outputs(self, deployment_id: str) -> dict[str, Any]:
+        deployment = self.store.get_deployment(deployment_id)
+        plan = Plan.model_validate(deployment.plan)
+        instances = load_instances(self.store, plan, deployment_id)
+        resolver = StoreResolver(self.store, plan, deployment_id, instances)
+        out: dict[str, Any] = {}
+        for name, spec in plan.outputs.items():
+            try:
+                out[name] = evaluate(spec.value, resolver)
+            except FunctionError as e:
+                out[name] = None
+                out.setdefault("_errors", {})[name] = str(e)
+        return out
+
+    async def delete_deployment(self, deployment_id: str, *, force: bool = False) -> None:
+        deployment = self.store.get_deployment(deployment_id)
+        live = [i for i in self.store.node_instances(deployment_id) if i.state not in {"uninitialized", "deleted"}]
+        if live and not force:
+            raise ServiceError(
+                f"deployment {deployment_id} still has {len(live)} live node instance(s) "
+                f"({', '.join(i.id for i in live[:5])}{'...' if len(live) > 5 else ''}); "
+                "uninstall it first, or delete with force",
+                status=409,
+            )
+        with contextlib.suppress(RPCError):  # the workflow may be gone already
+            await self.deployment_handle(deployment.id).signal(DeploymentWorkflow.close)
+        self.store.delete_deployment(deployment_id)

@@ -1,0 +1,90 @@
+"""tempano's settings: one class, read from TEMPANO_* environment variables (and a .env file if present)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tempano"
+
+
+class Settings(BaseSettings):
+    """Where tempano keeps its state and how its processes find each other."""
+
+    model_config = SettingsConfigDict(env_prefix="TEMPANO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    """SQLAlchemy URL of the runtime store; default: SQLite in the data directory."""
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "tempano"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8321
+    secret_key: str | None = None
+    """Fernet key for secrets at rest; default: a key file generated in the data directory."""
+    temporal_binary: str | None = None
+    worker_threads: int = 64
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'tempano.db'}"
+
+    @property
+    def blueprints_dir(self) -> Path:
+        return self.data_dir / "blueprints"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.temporal_ui_port}"
+
+    def find_temporal(self) -> str | None:
+        """The temporal CLI: the configured path, the project's .tools/bin, then PATH."""
+        for candidate in (self.temporal_binary, str(REPO_ROOT / ".tools" / "bin" / "temporal")):
+            if candidate and Path(candidate).exists():
+                return candidate
+        return shutil.which("temporal")
+
+    def cipher(self) -> Any:
+        from cryptography.fernet import Fernet
+
+        key = self.secret_key
+        if not key:
+            path = self.data_dir / "secret.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(Fernet.generate_key())
+                path.chmod(0o600)
+            key = path.read_text().strip()
+        return Fernet(key.encode())
+
+    @cached_property
+    def store(self) -> Any:
+        from tempano.store import Store
+
+        store = Store(self.store_url, secret_cipher=self.cipher())
+        store.create_schema()
+        return store
+
+
+def execution_ui_link(settings: Settings, workflow_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"

@@ -1,0 +1,233 @@
+"""`tempano up`: the Temporal dev server (SQLite + web UI), a worker and the API, started, checked, supervised,
+and stopped cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tempano.api.settings import Settings
+
+SEARCH_ATTRIBUTES = ("TempanoDeployment", "TempanoBlueprint", "TempanoWorkflow", "TempanoStatus")
+
+
+class UpError(Exception):
+    """The stack cannot come up; the message says why and what to do."""
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise UpError(f"{what} exited with code {proc.returncode} while starting; see its log above")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.25)
+    raise UpError(f"{what} did not become healthy within {timeout:.0f}s")
+
+
+def temporal_command(
+    settings: Settings, temporal: str, db_file: Path | None, grpc_port: int, ui_port: int | None
+) -> list[str]:
+    host = settings.temporal_address.rsplit(":", 1)[0]
+    cmd = [
+        temporal,
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(grpc_port),
+        "--namespace",
+        settings.temporal_namespace,
+    ]
+    cmd += ["--log-level", "warn"]
+    if db_file is not None:
+        cmd += ["--db-filename", str(db_file)]
+    if ui_port is None:
+        cmd.append("--headless")
+    else:
+        cmd += ["--ui-port", str(ui_port), "--ui-ip", host]
+    for name in SEARCH_ATTRIBUTES:
+        cmd += ["--search-attribute", f"{name}=Keyword"]
+    return cmd
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    healthy: Callable[[], bool]
+    timeout: float
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Stack:
+    """The three processes of a one-machine tempano."""
+
+    def __init__(self, settings: Settings, *, say: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.say = say
+        self.services: list[Service] = []
+        self._stopping = False
+
+    def check_ports(self) -> None:
+        host, port = self.settings.temporal_address.rsplit(":", 1)
+        wanted = {
+            f"Temporal gRPC ({self.settings.temporal_address})": (host, int(port)),
+            f"Temporal web UI ({self.settings.ui_url})": (host, self.settings.temporal_ui_port),
+            f"tempano API ({self.settings.api_url})": (self.settings.api_host, self.settings.api_port),
+        }
+        taken = [what for what, (h, p) in wanted.items() if not port_free(h, p)]
+        if taken:
+            raise UpError(
+                "port(s) already in use: " + "; ".join(taken) + ". Stop what uses them (another `tempano up`?), "
+                "or choose other ports with TEMPANO_TEMPORAL_ADDRESS, TEMPANO_TEMPORAL_UI_PORT, TEMPANO_API_PORT."
+            )
+
+    def build(self) -> None:
+        temporal = self.settings.find_temporal()
+        if temporal is None:
+            raise UpError("the temporal CLI is not installed; run `make setup` (it builds it from source with Go)")
+        data = self.settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        host, port = self.settings.temporal_address.rsplit(":", 1)
+        py = sys.executable
+
+        def temporal_ok() -> bool:
+            with socket.create_connection((host, int(port)), timeout=1):
+                pass
+            return httpx.get(self.settings.ui_url, timeout=1).status_code < 500
+
+        def worker_ok() -> bool:
+            out = subprocess.run(
+                [
+                    temporal,
+                    "task-queue",
+                    "describe",
+                    "--task-queue",
+                    self.settings.task_queue,
+                    "--address",
+                    self.settings.temporal_address,
+                    "--namespace",
+                    self.settings.temporal_namespace,
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            return out.returncode == 0 and '"identity"' in out.stdout
+
+        def api_ok() -> bool:
+            return httpx.get(f"{self.settings.api_url}/readyz", timeout=2).status_code == 200
+
+        self.services = [
+            Service(
+                "Temporal dev server",
+                temporal_command(
+                    self.settings, temporal, data / "temporal.db", int(port), self.settings.temporal_ui_port
+                ),
+                temporal_ok,
+                60,
+            ),
+            Service("worker", [py, "-m", "tempano.api.cli", "worker"], worker_ok, 60),
+            Service("API", [py, "-m", "tempano.api.cli", "api"], api_ok, 60),
+        ]
+
+    def start(self) -> None:
+        self.check_ports()
+        self.build()
+        env = {**os.environ, "TEMPANO_DATA_DIR": str(self.settings.data_dir)}
+        for service in self.services:
+            self.say(f"starting {service.name}...")
+            service.start(env)
+            try:
+                wait_for(service.healthy, service.name, service.timeout, service.proc)
+            except UpError:
+                self.stop()
+                raise
+        self.say(
+            f"tempano is up: API {self.settings.api_url}, Temporal web UI {self.settings.ui_url}, data in {self.settings.data_dir}"
+        )
+
+    def supervise(self) -> int:
+        """Restarts the worker or API if they die (at most 5 times a minute); stops all if Temporal dies."""
+        env = {**os.environ, "TEMPANO_DATA_DIR": str(self.settings.data_dir)}
+        while not self._stopping:
+            time.sleep(0.5)
+            for service in self.services:
+                if self._stopping or service.proc is None or service.proc.poll() is None:
+                    continue
+                code = service.proc.returncode
+                now = time.monotonic()
+                service.restarts = [t for t in service.restarts if now - t < 60] + [now]
+                if service is self.services[0] or len(service.restarts) > 5:
+                    self.say(f"{service.name} exited with code {code}; stopping tempano")
+                    self.stop()
+                    return 1
+                self.say(f"{service.name} exited with code {code}; restarting it")
+                service.start(env)
+        return 0
+
+    def stop(self) -> None:
+        self._stopping = True
+        for service in reversed(self.services):
+            service.stop()
+
+
+def up(settings: Settings) -> int:
+    stack = Stack(settings)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stack.say(f"received {signal.Signals(signum).name}: stopping tempano")
+        stack._stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+    except UpError as e:
+        print(f"tempano up: {e}", file=sys.stderr)
+        return 2
+    code = stack.supervise()
+    stack.stop()
+    stack.say("tempano stopped")
+    return code

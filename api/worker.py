@@ -1,0 +1,64 @@
+"""The tempano worker: runs the workflows and the activities (plugins) against one Temporal task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from tempano.activities.engine import EngineActivities
+from tempano.api.settings import Settings
+from tempano.plugins import PluginRegistry, load_plugins
+from tempano.store import Store
+from tempano.workflows import registry
+from tempano.workflows.engine import WORKFLOWS
+
+log = logging.getLogger("tempano.worker")
+
+
+def build_worker(
+    client: Client,
+    store: Store,
+    *,
+    task_queue: str,
+    plugins: PluginRegistry | None = None,
+    threads: int = 64,
+    executor: ThreadPoolExecutor | None = None,
+) -> tuple[Worker, ThreadPoolExecutor]:
+    """A worker for tempano's workflows and activities. Our modules pass through the sandbox: they are
+    deterministic, and the workflow registry must be the one the worker filled."""
+    registry.load_custom_workflows()
+    activities = EngineActivities(store, plugins if plugins is not None else load_plugins())
+    pool = executor or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tempano-activity")
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities.activities(),
+        activity_executor=pool,
+        max_concurrent_activities=threads,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
+        ),
+    )
+    return worker, pool
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    from tempano.api.service import connect
+
+    client = await connect(settings)
+    worker, pool = build_worker(client, settings.store, task_queue=settings.task_queue, threads=settings.worker_threads)
+    log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+    try:
+        if stop is None:
+            await worker.run()
+        else:
+            async with worker:
+                await stop.wait()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

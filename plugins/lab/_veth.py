@@ -1,0 +1,77 @@
+"""veth pairs between a namespace and a host bridge, tagged with the creating operation's idempotency key.
+
+The tag (the interface alias) makes a half-built pair findable after a crash, so a retried create adopts
+what it already made instead of adding a second interface.
+"""
+
+from __future__ import annotations
+
+from tempano.plugins.contract import ConfigurationError
+from tempano.plugins.lab import _system
+
+
+def tagged(namespace: str, tag: str) -> str | None:
+    """The interface inside ``namespace`` whose alias is ``tag``."""
+    for rec in _system.links(namespace=namespace):
+        if rec.get("ifalias") == tag:
+            return str(rec["ifname"])
+    return None
+
+
+def free_name(namespace: str, stem: str = "eth") -> str:
+    """The first ``<stem>N`` not yet used in the namespace."""
+    used = {str(rec.get("ifname")) for rec in _system.links(namespace=namespace)}
+    return next(f"{stem}{n}" for n in range(len(used) + 1) if f"{stem}{n}" not in used)
+
+
+def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, bridge: str | None) -> str:
+    """Create or adopt the pair; returns the interface name inside the namespace.
+
+    ``inner_name`` None picks the first free ``ethN``. The host side joins ``bridge`` (if given) and both
+    ends are brought up.
+    """
+    inner = tagged(namespace, tag)
+    if inner is None or _system.link(host_name) is None:
+        # nothing, or half a pair left by a crash: start over from a clean slate
+        _system.delete_link(host_name)
+        if inner is not None:
+            _system.delete_link(inner, namespace=namespace)
+        inner = inner_name or free_name(namespace)
+        if _system.link(inner, namespace=namespace) is not None:
+            raise ConfigurationError(
+                f"interface {inner} already exists in namespace {namespace} and was not made by {tag}: "
+                "give this port another interface name"
+            )
+        _system.run(
+            ["ip", "link", "add", host_name, "type", "veth", "peer", "name", inner, "netns", namespace],
+            what=f"creating veth {host_name} <-> {namespace}:{inner}",
+        )
+        _system.run(
+            ["ip", "-n", namespace, "link", "set", "dev", inner, "alias", tag],
+            what=f"tagging {namespace}:{inner}",
+        )
+        _system.run(["ip", "link", "set", "dev", host_name, "alias", tag], what=f"tagging {host_name}")
+    if bridge is not None:
+        _system.run(
+            ["ip", "link", "set", "dev", host_name, "master", bridge],
+            what=f"attaching {host_name} to bridge {bridge}",
+        )
+    _system.run(["ip", "link", "set", "dev", host_name, "up"], what=f"bringing {host_name} up")
+    _system.run(["ip", "-n", namespace, "link", "set", "dev", inner, "up"], what=f"bringing {namespace}:{inner} up")
+    return inner
+
+
+def set_address(namespace: str, interface: str, cidr_address: str) -> None:
+    """Give the interface exactly this IPv4 address (others are removed: a rerun may have changed it)."""
+    current = _system.addresses(interface, namespace=namespace)
+    for other in current:
+        if other != cidr_address:
+            _system.run(
+                ["ip", "-n", namespace, "addr", "del", other, "dev", interface],
+                what=f"removing stale address {other} from {namespace}:{interface}",
+            )
+    if cidr_address not in current:
+        _system.run(
+            ["ip", "-n", namespace, "addr", "add", cidr_address, "dev", interface],
+            what=f"adding address {cidr_address} to {namespace}:{interface}",
+        )

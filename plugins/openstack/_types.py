@@ -1,0 +1,12 @@
+"""Names of the plugin's TOSCA node types (blueprints/types/openstack.yaml), used to read relationships."""
+
+SERVER = "tempano.nodes.openstack.Server"
+NETWORK = "tempano.nodes.openstack.Network"
+SUBNET = "tempano.nodes.openstack.Subnet"
+PORT = "tempano.nodes.openstack.Port"
+ROUTER = "tempano.nodes.openstack.Router"
+FLOATING_IP = "tempano.nodes.openstack.FloatingIP"
+SECURITY_GROUP = "tempano.nodes.openstack.SecurityGroup"
+VOLUME = "tempano.nodes.openstack.Volume"
+KEYPAIR = "tempano.nodes.openstack.KeyPair"
+SERVER_GROUP = "tempano.nodes.openstack.ServerGroup"

@@ -1,0 +1,304 @@
+"""The ``linux`` driver: stitches two lab sites' bridges with a VXLAN tunnel between their edge namespaces.
+
+Each site has an "edge router" network namespace with an address on an underlay network. For a link,
+each edge namespace gets a bridge holding a VXLAN device (local = this site's underlay address,
+remote = the other site's) and one end of a veth pair whose other end joins the site's network bridge
+in the host namespace. Frames from one site's bridge thus cross the underlay to the other site's bridge.
+
+Names are derived from a hash of the link's idempotency key (Linux allows 15 characters), the same in
+both edge namespaces; only the host-side veth ends carry the side (``a``/``b``), since they share the
+host namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tempano.plugins.contract import ConfigurationError, Resource, RetryableError
+from tempano.plugins.sdn.driver import (
+    Credentials,
+    LinkEnd,
+    LinkSpec,
+    LinkState,
+    LinkStatus,
+    Recorder,
+    SdnDriver,
+    SiteSpec,
+    register_driver,
+)
+
+TUNNEL_KIND = "sdn.linux.tunnel"
+VXLAN_PORT = 4789
+IP_TIMEOUT_S = 15.0
+NAME_PREFIX = "tw"
+"""Every interface the driver makes starts with this (tempano WAN), which is how :meth:`list` finds them."""
+
+
+class IpCommandFailed(RetryableError):
+    """An ``ip`` command failed for a reason other than a missing object."""
+
+
+def ip(args: Sequence[str], *, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``ip [-n namespace] args``; a failure becomes an error naming the command and namespace."""
+    cmd = ["ip", *(["-n", namespace] if namespace else []), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=IP_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        raise ConfigurationError(
+            "the linux SDN driver needs the `ip` command (iproute2) on the worker; install iproute2"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise IpCommandFailed(f"`{' '.join(cmd)}` did not finish within {IP_TIMEOUT_S:.0f}s") from None
+    if check and proc.returncode != 0:
+        where = f" in namespace {namespace!r}" if namespace else " in the host namespace"
+        raise IpCommandFailed(f"`{' '.join(cmd)}` failed{where}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def namespace_exists(namespace: str) -> bool:
+    out = ip(["-j", "netns", "list"]).stdout.strip()
+    return any(entry.get("name") == namespace for entry in json.loads(out or "[]"))
+
+
+def link_info(name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    """``ip -d -j link show dev name`` as a dict, or None when there is no such device (or namespace)."""
+    proc = ip(["-d", "-j", "link", "show", "dev", name], namespace=namespace, check=False)
+    if proc.returncode != 0:
+        return None
+    entries: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return entries[0] if entries else None
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    """The interfaces of one side of a link (all named from the link key)."""
+
+    namespace: str
+    bridge: str
+    vxlan: str
+    edge_veth: str
+    host_veth: str
+    site_bridge: str
+    vni: int
+    local: str
+    remote: str
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> TunnelEnd:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def as_data(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class LinuxVxlanDriver(SdnDriver):
+    """VXLAN between edge namespaces on this host (the lab VIM's WAN)."""
+
+    name = "linux"
+
+    def prepare_site(self, site: SiteSpec, record: Recorder) -> dict[str, Any]:
+        namespace, address = self._edge(site)
+        status = self.check_site(site)
+        if not status.ok:
+            raise ConfigurationError(" ".join(status.problems))
+        return {"edge_namespace": namespace, "underlay_address": address}
+
+    def check_site(self, site: SiteSpec) -> LinkStatus:
+        namespace, address = self._edge(site)
+        if not namespace_exists(namespace):
+            return LinkStatus(
+                LinkState.BROKEN,
+                (
+                    f"site {site.name!r}: edge namespace {namespace!r} does not exist on this host; "
+                    "create it and attach it to the underlay network before installing the site",
+                ),
+            )
+        addrs = json.loads(ip(["-j", "addr", "show"], namespace=namespace).stdout or "[]")
+        local = {a.get("local") for iface in addrs for a in iface.get("addr_info", [])}
+        if address not in local:
+            return LinkStatus(
+                LinkState.BROKEN,
+                (
+                    f"site {site.name!r}: underlay address {address} is not configured in edge namespace "
+                    f"{namespace!r} (it has {', '.join(sorted(str(a) for a in local)) or 'none'}); "
+                    "fix the site's underlay_address property or the namespace's addressing",
+                ),
+            )
+        return LinkStatus(LinkState.UP)
+
+    def connect(self, link: LinkSpec, record: Recorder) -> dict[str, Any]:
+        ends = self._tunnel_ends(link)
+        for side, end in zip("ab", ends, strict=True):
+            self._ensure_end(link, side, end, record)
+        return {
+            "vni": ends[0].vni,
+            "tunnel_interfaces": {side: f"{e.namespace}/{e.vxlan}" for side, e in zip("ab", ends, strict=True)},
+        }
+
+    def disconnect(self, resource: Resource) -> None:
+        end = TunnelEnd.from_data(resource.data)
+        if namespace_exists(end.namespace):
+            # Deleting the edge veth removes its host-side peer too; the bridge goes last.
+            for dev in (end.vxlan, end.edge_veth, end.bridge):
+                if link_info(dev, end.namespace) is not None:
+                    ip(["link", "del", "dev", dev], namespace=end.namespace)
+        if link_info(end.host_veth) is not None:
+            ip(["link", "del", "dev", end.host_veth])
+
+    def status(self, link: LinkSpec) -> LinkStatus:
+        problems: list[str] = []
+        present = 0
+        ends = self._tunnel_ends(link)
+        for end in ends:
+            found, end_problems = self._inspect_end(link, end)
+            present += found
+            problems.extend(end_problems)
+        if not problems:
+            return LinkStatus(LinkState.UP, details={"vni": ends[0].vni})
+        return LinkStatus(LinkState.ABSENT if present == 0 else LinkState.BROKEN, tuple(problems))
+
+    def list_links(self) -> list[str]:
+        """Host-side veth ends made by this driver (one per link end), e.g. ``tw1a2b3c4da``."""
+        out = json.loads(ip(["-j", "link", "show", "type", "veth"]).stdout or "[]")
+        return sorted(e["ifname"] for e in out if str(e.get("ifname", "")).startswith(NAME_PREFIX))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _edge(site: SiteSpec) -> tuple[str, str]:
+        if not site.edge_namespace or not site.underlay_address:
+            raise ConfigurationError(
+                f"site {site.name!r} uses the linux SDN driver but lacks "
+                f"{'edge_namespace' if not site.edge_namespace else 'underlay_address'}; "
+                "set both properties on the site"
+            )
+        return site.edge_namespace, site.underlay_address
+
+    def _tunnel_ends(self, link: LinkSpec) -> tuple[TunnelEnd, TunnelEnd]:
+        if link.service_type != "L2":
+            raise ConfigurationError(
+                f"link {link.name!r}: the linux SDN driver only provides L2 links (VXLAN bridging), "
+                f"not {link.service_type}; set service_type to L2"
+            )
+        h = link.short_hash
+        vni = link.vni if link.vni is not None else int(h[:6], 16) or 1
+
+        def end(this: LinkEnd, other: LinkEnd, side: str) -> TunnelEnd:
+            namespace, local = self._edge(this.site)
+            _, remote = self._edge(other.site)
+            return TunnelEnd(
+                namespace=namespace,
+                bridge=f"{NAME_PREFIX}br{h}",
+                vxlan=f"{NAME_PREFIX}vx{h}",
+                edge_veth=f"{NAME_PREFIX}ve{h}",
+                host_veth=f"{NAME_PREFIX}{h}{side}",
+                site_bridge=this.network,
+                vni=vni,
+                local=local,
+                remote=remote,
+            )
+
+        if link.a.site.edge_namespace == link.b.site.edge_namespace:
+            raise ConfigurationError(
+                f"link {link.name!r} joins two ends in the same edge namespace "
+                f"{link.a.site.edge_namespace!r}; each site needs its own edge namespace"
+            )
+        return end(link.a, link.b, "a"), end(link.b, link.a, "b")
+
+    def _ensure_end(self, link: LinkSpec, side: str, end: TunnelEnd, record: Recorder) -> None:
+        ns = end.namespace
+        if not namespace_exists(ns):
+            raise ConfigurationError(
+                f"link {link.name!r}: edge namespace {ns!r} of site {getattr(link, side).site.name!r} "
+                "does not exist; install the site first (or recreate its edge namespace)"
+            )
+        if link_info(end.site_bridge) is None:
+            raise ConfigurationError(
+                f"link {link.name!r}: network bridge {end.site_bridge!r} of site "
+                f"{getattr(link, side).site.name!r} does not exist in the host namespace; "
+                "the link's endpoint network must be created first"
+            )
+        if link_info(end.bridge, ns) is None:
+            ip(["link", "add", end.bridge, "type", "bridge"], namespace=ns)
+        record(TUNNEL_KIND, f"{ns}/{end.vxlan}", {"driver": "linux", **end.as_data()})
+
+        vx = link_info(end.vxlan, ns)
+        if vx is not None and not self._vxlan_matches(vx, end):
+            # A device with our name but another VNI/peer: ours from an older spec; rebuild it.
+            ip(["link", "del", "dev", end.vxlan], namespace=ns)
+            vx = None
+        if vx is None:
+            ip(
+                [
+                    "link",
+                    "add",
+                    end.vxlan,
+                    "type",
+                    "vxlan",
+                    "id",
+                    str(end.vni),
+                    "local",
+                    end.local,
+                    "remote",
+                    end.remote,
+                    "dstport",
+                    str(VXLAN_PORT),
+                ],
+                namespace=ns,
+            )
+        if link_info(end.edge_veth, ns) is None:
+            if link_info(end.host_veth) is not None:
+                ip(["link", "del", "dev", end.host_veth])  # orphan host end of a half-made pair
+            ip(["link", "add", end.host_veth, "type", "veth", "peer", "name", end.edge_veth, "netns", ns])
+        for dev in (end.vxlan, end.edge_veth):
+            ip(["link", "set", "dev", dev, "master", end.bridge, "up"], namespace=ns)
+        ip(["link", "set", "dev", end.bridge, "up"], namespace=ns)
+        ip(["link", "set", "dev", end.host_veth, "master", end.site_bridge, "up"])
+
+    @staticmethod
+    def _vxlan_matches(info: Mapping[str, Any], end: TunnelEnd) -> bool:
+        data = info.get("linkinfo", {}).get("info_data", {})
+        return bool(data.get("id") == end.vni and data.get("local") == end.local and data.get("remote") == end.remote)
+
+    def _inspect_end(self, link: LinkSpec, end: TunnelEnd) -> tuple[int, list[str]]:
+        """How many of the end's devices exist, and a sentence per problem."""
+        ns = end.namespace
+        where = f"link {link.name!r}: in edge namespace {ns!r}"
+        if not namespace_exists(ns):
+            return 0, [f"link {link.name!r}: edge namespace {ns!r} is gone"]
+        problems: list[str] = []
+        found = 0
+        devices = {name: link_info(name, ns) for name in (end.bridge, end.vxlan, end.edge_veth)}
+        for name, info in devices.items():
+            if info is None:
+                problems.append(f"{where}, interface {name} is missing")
+                continue
+            found += 1
+            if "UP" not in info.get("flags", []):
+                problems.append(f"{where}, interface {name} is down")
+            if name != end.bridge and info.get("master") != end.bridge:
+                problems.append(f"{where}, interface {name} is not in bridge {end.bridge}")
+        vx = devices[end.vxlan]
+        if vx is not None and not self._vxlan_matches(vx, end):
+            problems.append(f"{where}, vxlan {end.vxlan} does not carry VNI {end.vni} from {end.local} to {end.remote}")
+        host = link_info(end.host_veth)
+        if host is None:
+            problems.append(f"link {link.name!r}: host-side veth {end.host_veth} is missing")
+        else:
+            found += 1
+            if host.get("master") != end.site_bridge:
+                problems.append(
+                    f"link {link.name!r}: host-side veth {end.host_veth} is not in site bridge {end.site_bridge}"
+                )
+        return found, problems
+
+
+def _factory(site: SiteSpec, credentials: Credentials | None) -> SdnDriver:
+    return LinuxVxlanDriver()
+
+
+register_driver("linux", _factory)

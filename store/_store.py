@@ -1,0 +1,558 @@
+"""The Store: every read and write of tempano's runtime state, SQLite by default, PostgreSQL by URL.
+
+Writes that an activity may repeat on retry are idempotent: events carry a deterministic key, ledger entries are
+unique per (instance, kind, resource id), node instances are inserted once, attribute writes are merges.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from tempano.store import schema as s
+from tempano.store.records import (
+    BlueprintRecord,
+    DeploymentRecord,
+    EventRecord,
+    ExecutionRecord,
+    NewInstance,
+    NodeInstanceRecord,
+    ResourceRecord,
+)
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class NotFound(StoreError, LookupError):
+    """No such blueprint, deployment, execution, node instance or secret."""
+
+
+class Conflict(StoreError):
+    """The object exists already, or its state forbids the change."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """tempano's runtime store. Thread-safe; one instance per process is enough."""
+
+    def __init__(self, url: str, *, secret_cipher: Any | None = None) -> None:
+        self.url = url
+        self._cipher = secret_cipher
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=16
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+
+    def create_schema(self) -> None:
+        with self._schema_lock:
+            if not self._schema_ready:
+                s.metadata.create_all(self.engine)
+                self._schema_ready = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- helpers
+
+    def _insert_ignore(self, table: Any) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        if self.engine.dialect.name == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+    def _one(self, conn: Connection, stmt: Any, what: str) -> Row[Any]:
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(what)
+        return row
+
+    # ---------------------------------------------------------------- blueprints
+
+    def put_blueprint(
+        self,
+        blueprint_id: str,
+        plan: Mapping[str, Any],
+        plan_hash: str,
+        *,
+        description: str = "",
+        source_dir: str | None = None,
+        main_file: str | None = None,
+    ) -> BlueprintRecord:
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(
+                    insert(s.blueprints).values(
+                        id=blueprint_id,
+                        description=description,
+                        plan=dict(plan),
+                        plan_hash=plan_hash,
+                        source_dir=source_dir,
+                        main_file=main_file,
+                        created_at=_now(),
+                    )
+                )
+            except IntegrityError:
+                raise Conflict(
+                    f"a blueprint named {blueprint_id!r} exists already; delete it or pick another id"
+                ) from None
+        return self.get_blueprint(blueprint_id)
+
+    def get_blueprint(self, blueprint_id: str) -> BlueprintRecord:
+        with self.engine.connect() as conn:
+            row = self._one(
+                conn, select(s.blueprints).where(s.blueprints.c.id == blueprint_id), f"no blueprint {blueprint_id!r}"
+            )
+        return BlueprintRecord(**row._mapping)
+
+    def list_blueprints(self) -> list[BlueprintRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.blueprints).order_by(s.blueprints.c.id)).all()
+        return [BlueprintRecord(**r._mapping) for r in rows]
+
+    def delete_blueprint(self, blueprint_id: str) -> None:
+        with self.engine.begin() as conn:
+            users = (
+                conn.execute(select(s.deployments.c.id).where(s.deployments.c.blueprint_id == blueprint_id))
+                .scalars()
+                .all()
+            )
+            if users:
+                raise Conflict(
+                    f"blueprint {blueprint_id!r} is used by deployment(s) {', '.join(sorted(users))}; delete them first"
+                )
+            if conn.execute(delete(s.blueprints).where(s.blueprints.c.id == blueprint_id)).rowcount == 0:
+                raise NotFound(f"no blueprint {blueprint_id!r}")
+
+    # ---------------------------------------------------------------- deployments
+
+    def create_deployment(
+        self,
+        deployment_id: str,
+        blueprint_id: str,
+        plan: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        instances: Sequence[NewInstance],
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> DeploymentRecord:
+        now = _now()
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(
+                    insert(s.deployments).values(
+                        id=deployment_id,
+                        blueprint_id=blueprint_id,
+                        plan=dict(plan),
+                        inputs=dict(inputs),
+                        labels=dict(labels or {}),
+                        status="created",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            except IntegrityError:
+                raise Conflict(f"a deployment named {deployment_id!r} exists already") from None
+            self._insert_instances(conn, deployment_id, instances)
+        return self.get_deployment(deployment_id)
+
+    def get_deployment(self, deployment_id: str) -> DeploymentRecord:
+        with self.engine.connect() as conn:
+            row = self._one(
+                conn,
+                select(s.deployments).where(s.deployments.c.id == deployment_id),
+                f"no deployment {deployment_id!r}",
+            )
+        return DeploymentRecord(**row._mapping)
+
+    def list_deployments(
+        self, *, blueprint_id: str | None = None, status: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> list[DeploymentRecord]:
+        stmt = select(s.deployments).order_by(s.deployments.c.id).offset(offset).limit(limit)
+        if blueprint_id:
+            stmt = stmt.where(s.deployments.c.blueprint_id == blueprint_id)
+        if status:
+            stmt = stmt.where(s.deployments.c.status == status)
+        with self.engine.connect() as conn:
+            return [DeploymentRecord(**r._mapping) for r in conn.execute(stmt).all()]
+
+    def set_deployment_status(self, deployment_id: str, status: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.deployments)
+                .where(s.deployments.c.id == deployment_id)
+                .values(status=status, updated_at=_now())
+            )
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Deletes the deployment and everything recorded about it (the caller checks it is uninstalled)."""
+        with self.engine.begin() as conn:
+            for table in (s.node_instances, s.ledger, s.events, s.executions):
+                conn.execute(delete(table).where(table.c.deployment_id == deployment_id))
+            if conn.execute(delete(s.deployments).where(s.deployments.c.id == deployment_id)).rowcount == 0:
+                raise NotFound(f"no deployment {deployment_id!r}")
+
+    # ---------------------------------------------------------------- executions
+
+    def create_execution(
+        self,
+        execution_id: str,
+        deployment_id: str,
+        seq: int,
+        workflow: str,
+        parameters: Mapping[str, Any],
+        workflow_id: str,
+    ) -> ExecutionRecord:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert_ignore(s.executions).values(
+                    id=execution_id,
+                    deployment_id=deployment_id,
+                    seq=seq,
+                    workflow=workflow,
+                    parameters=dict(parameters),
+                    status="pending",
+                    workflow_id=workflow_id,
+                    created_at=_now(),
+                )
+            )
+        return self.get_execution(execution_id)
+
+    def set_execution_status(self, execution_id: str, status: str, *, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "error": error}
+        if status not in {"pending", "running"}:
+            values["ended_at"] = _now()
+        with self.engine.begin() as conn:
+            conn.execute(update(s.executions).where(s.executions.c.id == execution_id).values(**values))
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord:
+        with self.engine.connect() as conn:
+            row = self._one(
+                conn, select(s.executions).where(s.executions.c.id == execution_id), f"no execution {execution_id!r}"
+            )
+        return ExecutionRecord(**row._mapping)
+
+    def list_executions(self, deployment_id: str | None = None) -> list[ExecutionRecord]:
+        stmt = select(s.executions).order_by(s.executions.c.deployment_id, s.executions.c.seq)
+        if deployment_id:
+            stmt = stmt.where(s.executions.c.deployment_id == deployment_id)
+        with self.engine.connect() as conn:
+            return [ExecutionRecord(**r._mapping) for r in conn.execute(stmt).all()]
+
+    # ---------------------------------------------------------------- node instances
+
+    def _insert_instances(self, conn: Connection, deployment_id: str, instances: Sequence[NewInstance]) -> None:
+        if not instances:
+            return
+        conn.execute(
+            self._insert_ignore(s.node_instances),
+            [
+                {
+                    "deployment_id": deployment_id,
+                    "id": i.id,
+                    "node": i.node,
+                    "idx": i.index,
+                    "host_id": i.host_id,
+                    "group_instance": i.group_instance,
+                    "state": "uninitialized",
+                    "attributes": {},
+                    "outputs": {},
+                    "removed": False,
+                    "version": 1,
+                }
+                for i in instances
+            ],
+        )
+
+    def add_node_instances(self, deployment_id: str, instances: Sequence[NewInstance]) -> None:
+        with self.engine.begin() as conn:
+            self._insert_instances(conn, deployment_id, instances)
+
+    def node_instances(
+        self,
+        deployment_id: str,
+        *,
+        ids: Iterable[str] | None = None,
+        node: str | None = None,
+        include_removed: bool = False,
+    ) -> list[NodeInstanceRecord]:
+        stmt = select(s.node_instances).where(s.node_instances.c.deployment_id == deployment_id)
+        if ids is not None:
+            stmt = stmt.where(s.node_instances.c.id.in_(list(ids)))
+        if node is not None:
+            stmt = stmt.where(s.node_instances.c.node == node)
+        if not include_removed:
+            stmt = stmt.where(s.node_instances.c.removed.is_(False))
+        stmt = stmt.order_by(s.node_instances.c.node, s.node_instances.c.idx)
+        with self.engine.connect() as conn:
+            return [_instance(r) for r in conn.execute(stmt).all()]
+
+    def node_instance(self, deployment_id: str, instance_id: str) -> NodeInstanceRecord:
+        with self.engine.connect() as conn:
+            row = self._one(
+                conn,
+                select(s.node_instances).where(
+                    s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id
+                ),
+                f"deployment {deployment_id!r} has no node instance {instance_id!r}",
+            )
+        return _instance(row)
+
+    def max_instance_index(self, deployment_id: str, node: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(s.node_instances.c.idx)).where(
+                    s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.node == node
+                )
+            ).scalar()
+        return int(value or 0)
+
+    def set_states(self, deployment_id: str, instance_ids: Sequence[str], state: str) -> None:
+        if not instance_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.node_instances)
+                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
+                .values(state=state, version=s.node_instances.c.version + 1)
+            )
+
+    def mark_removed(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.node_instances)
+                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
+                .values(removed=True, state="deleted")
+            )
+
+    def merge_attributes(
+        self,
+        deployment_id: str,
+        instance_id: str,
+        writes: Mapping[str, Any],
+        *,
+        outputs: tuple[str, Mapping[str, Any]] | None = None,
+        state: str | None = None,
+    ) -> None:
+        """Merges attribute writes (and an operation's outputs) into the instance; idempotent."""
+        with self.engine.begin() as conn:
+            row = self._one(
+                conn,
+                select(s.node_instances.c.attributes, s.node_instances.c.outputs).where(
+                    s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id
+                ),
+                f"deployment {deployment_id!r} has no node instance {instance_id!r}",
+            )
+            attributes = {**(row.attributes or {}), **writes}
+            all_outputs = dict(row.outputs or {})
+            if outputs is not None:
+                all_outputs[outputs[0]] = dict(outputs[1])
+            values: dict[str, Any] = {"attributes": attributes, "outputs": all_outputs}
+            if state is not None:
+                values["state"] = state
+            conn.execute(
+                update(s.node_instances)
+                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id)
+                .values(**values, version=s.node_instances.c.version + 1)
+            )
+
+    def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
+        """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.node_instances)
+                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
+                .values(attributes={}, outputs={})
+            )
+
+    # ---------------------------------------------------------------- ledger
+
+    def record_resource(
+        self,
+        deployment_id: str,
+        node_instance_id: str,
+        *,
+        plugin: str,
+        kind: str,
+        resource_id: str,
+        idempotency_key: str,
+        execution_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        external: bool = False,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert_ignore(s.ledger).values(
+                    deployment_id=deployment_id,
+                    node_instance_id=node_instance_id,
+                    execution_id=execution_id,
+                    plugin=plugin,
+                    kind=kind,
+                    resource_id=resource_id,
+                    idempotency_key=idempotency_key,
+                    data=dict(data or {}),
+                    external=external,
+                    created_at=_now(),
+                )
+            )
+
+    def forget_resource(self, deployment_id: str, node_instance_id: str, kind: str, resource_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(s.ledger).where(
+                    s.ledger.c.deployment_id == deployment_id,
+                    s.ledger.c.node_instance_id == node_instance_id,
+                    s.ledger.c.kind == kind,
+                    s.ledger.c.resource_id == resource_id,
+                )
+            )
+
+    def resources(
+        self, deployment_id: str, node_instance_id: str | None = None, *, execution_id: str | None = None
+    ) -> list[ResourceRecord]:
+        stmt = select(s.ledger).where(s.ledger.c.deployment_id == deployment_id).order_by(s.ledger.c.id)
+        if node_instance_id is not None:
+            stmt = stmt.where(s.ledger.c.node_instance_id == node_instance_id)
+        if execution_id is not None:
+            stmt = stmt.where(s.ledger.c.execution_id == execution_id)
+        with self.engine.connect() as conn:
+            return [ResourceRecord(**r._mapping) for r in conn.execute(stmt).all()]
+
+    # ---------------------------------------------------------------- events
+
+    def add_event(
+        self,
+        key: str,
+        deployment_id: str,
+        message: str,
+        *,
+        type: str = "log",
+        level: str = "info",
+        execution_id: str | None = None,
+        node_instance_id: str | None = None,
+        operation: str | None = None,
+        attempt: int | None = None,
+        duration_s: float | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Adds an event once: a second call with the same key (a retried activity) is ignored."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert_ignore(s.events).values(
+                    key=key,
+                    deployment_id=deployment_id,
+                    execution_id=execution_id,
+                    ts=_now(),
+                    type=type,
+                    level=level,
+                    node_instance_id=node_instance_id,
+                    operation=operation,
+                    attempt=attempt,
+                    duration_s=duration_s,
+                    message=message,
+                    data=dict(data or {}),
+                )
+            )
+
+    def events(
+        self,
+        deployment_id: str | None = None,
+        *,
+        execution_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+    ) -> list[EventRecord]:
+        stmt = select(s.events).where(s.events.c.id > after_id).order_by(s.events.c.id).limit(limit)
+        if deployment_id is not None:
+            stmt = stmt.where(s.events.c.deployment_id == deployment_id)
+        if execution_id is not None:
+            stmt = stmt.where(s.events.c.execution_id == execution_id)
+        if types:
+            stmt = stmt.where(s.events.c.type.in_(list(types)))
+        with self.engine.connect() as conn:
+            return [EventRecord(**r._mapping) for r in conn.execute(stmt).all()]
+
+    def succeeded_operations(self, execution_id: str) -> set[tuple[str, str]]:
+        """(node instance, operation key) pairs that succeeded in an execution: what resume skips."""
+        stmt = select(s.events.c.node_instance_id, s.events.c.data).where(
+            s.events.c.execution_id == execution_id, s.events.c.type == "operation_succeeded"
+        )
+        with self.engine.connect() as conn:
+            return {(r.node_instance_id, str((r.data or {}).get("task"))) for r in conn.execute(stmt).all()}
+
+    # ---------------------------------------------------------------- secrets
+
+    def put_secret(self, name: str, value: str) -> None:
+        if self._cipher is None:
+            raise StoreError("no secret key is configured (TEMPANO_SECRET_KEY); secrets cannot be stored")
+        token = self._cipher.encrypt(value.encode()).decode()
+        now = _now()
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(s.secrets).where(s.secrets.c.name == name).values(value=token, updated_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(insert(s.secrets).values(name=name, value=token, created_at=now, updated_at=now))
+
+    def get_secret(self, name: str) -> str:
+        if self._cipher is None:
+            raise StoreError("no secret key is configured (TEMPANO_SECRET_KEY); secrets cannot be read")
+        with self.engine.connect() as conn:
+            row = self._one(conn, select(s.secrets.c.value).where(s.secrets.c.name == name), f"no secret {name!r}")
+        return str(self._cipher.decrypt(row.value.encode()).decode())
+
+    def list_secrets(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(s.secrets.c.name).order_by(s.secrets.c.name)).scalars().all())
+
+    def delete_secret(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(delete(s.secrets).where(s.secrets.c.name == name)).rowcount == 0:
+                raise NotFound(f"no secret {name!r}")
+
+
+def _instance(row: Row[Any]) -> NodeInstanceRecord:
+    m = row._mapping
+    return NodeInstanceRecord(
+        deployment_id=m["deployment_id"],
+        id=m["id"],
+        node=m["node"],
+        index=m["idx"],
+        host_id=m["host_id"],
+        group_instance=m["group_instance"],
+        state=m["state"],
+        attributes=m["attributes"] or {},
+        outputs=m["outputs"] or {},
+        removed=bool(m["removed"]),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,115 @@
+"""What the store hands out: plain pydantic records (also the API's output schemas' building blocks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DeploymentStatus = Literal["created", "installing", "installed", "failed", "uninstalling", "uninstalled", "busy"]
+ExecutionStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "terminated"]
+InstanceState = Literal[
+    "uninitialized",
+    "creating",
+    "created",
+    "configuring",
+    "configured",
+    "starting",
+    "started",
+    "stopping",
+    "stopped",
+    "deleting",
+    "deleted",
+    "error",
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class BlueprintRecord(_Record):
+    id: str
+    description: str
+    plan: dict[str, Any]
+    plan_hash: str
+    source_dir: str | None
+    main_file: str | None
+    created_at: datetime
+
+
+class DeploymentRecord(_Record):
+    id: str
+    blueprint_id: str
+    plan: dict[str, Any]
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExecutionRecord(_Record):
+    id: str
+    deployment_id: str
+    seq: int
+    workflow: str
+    parameters: dict[str, Any]
+    status: str
+    workflow_id: str
+    error: str | None
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class NodeInstanceRecord(_Record):
+    deployment_id: str
+    id: str
+    node: str
+    index: int
+    host_id: str | None
+    group_instance: str | None
+    state: str
+    attributes: dict[str, Any]
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    removed: bool = False
+
+
+class ResourceRecord(_Record):
+    id: int
+    deployment_id: str
+    node_instance_id: str
+    execution_id: str | None
+    plugin: str
+    kind: str
+    resource_id: str
+    idempotency_key: str
+    data: dict[str, Any]
+    external: bool
+    created_at: datetime
+
+
+class EventRecord(_Record):
+    id: int
+    deployment_id: str
+    execution_id: str | None
+    ts: datetime
+    type: str
+    level: str
+    node_instance_id: str | None
+    operation: str | None
+    attempt: int | None
+    duration_s: float | None
+    message: str
+    data: dict[str, Any]
+
+
+class NewInstance(_Record):
+    """A node instance to create (from topology expansion)."""
+
+    id: str
+    node: str
+    index: int
+    host_id: str | None = None
+    group_instance: str | None = None

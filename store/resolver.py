@@ -1,0 +1,120 @@
+"""Answers a plan's run-time functions (get_attribute, get_operation_output, get_secret) from the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tempano.blueprints.functions import FunctionError
+from tempano.blueprints.plan import Plan
+from tempano.store._store import Store
+from tempano.store.records import NodeInstanceRecord
+from tempano.store.topology import host_chain, relationship_targets
+
+
+class StoreResolver:
+    """Evaluation context of one operation (SELF, SOURCE, TARGET, HOST) or of the deployment's outputs."""
+
+    def __init__(
+        self,
+        store: Store,
+        plan: Plan,
+        deployment_id: str,
+        instances: Mapping[str, NodeInstanceRecord],
+        *,
+        self_id: str | None = None,
+        source_id: str | None = None,
+        target_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.deployment_id = deployment_id
+        self.instances = instances
+        self.self_id = self_id
+        self.source_id = source_id
+        self.target_id = target_id
+
+    def instance_for(self, entity: str) -> NodeInstanceRecord:
+        ids = {"SELF": self.self_id, "SOURCE": self.source_id, "TARGET": self.target_id}
+        if entity in ids:
+            found = ids[entity]
+            if found is None:
+                raise FunctionError(f"{entity} has no meaning here (no such instance in this context)")
+            return self.instances[found]
+        if entity == "HOST":
+            me = self.instance_for("SELF")
+            if me.host_id is None:
+                raise FunctionError(f"HOST: node instance {me.id} is not hosted on anything")
+            return self.instances[me.host_id]
+        if entity not in self.plan.nodes:
+            raise FunctionError(f"no node named {entity!r} in the deployment")
+        return self._related(entity)
+
+    def _related(self, node: str) -> NodeInstanceRecord:
+        """The instance of ``node`` that SELF is related to, else its first live instance."""
+        if self.self_id is not None:
+            me = self.instances[self.self_id]
+            for hop in host_chain(me, self.instances):
+                if self.instances[hop].node == node:
+                    return self.instances[hop]
+            for rel in self.plan.nodes[me.node].relationships:
+                if rel.target == node:
+                    targets = relationship_targets(self.plan, me, rel, self.instances)
+                    if targets:
+                        return self.instances[targets[0]]
+        candidates = sorted(
+            (i for i in self.instances.values() if i.node == node and not i.removed), key=lambda i: i.index
+        )
+        if not candidates:
+            raise FunctionError(f"node {node!r} has no instance")
+        return candidates[0]
+
+    def get_attribute(self, entity: str, path: Sequence[str | int]) -> Any:
+        instance = self.instance_for(entity)
+        name, rest = path[0], list(path[1:])
+        if name in instance.attributes:
+            value: Any = instance.attributes[name]
+        else:
+            node = self.plan.nodes[instance.node]
+            value = node.attributes.get(str(name), node.properties.get(str(name)))
+        for step in rest:
+            try:
+                value = value[step]
+            except (KeyError, IndexError, TypeError):
+                raise FunctionError(
+                    f"get_attribute [{entity}, {', '.join(map(str, path))}]: {instance.id} has no {step!r} there"
+                ) from None
+        return value
+
+    def get_operation_output(self, entity: str, interface: str, operation: str, name: str) -> Any:
+        instance = self.instance_for(entity)
+        outputs = instance.outputs.get(f"{interface}.{operation}")
+        if outputs is None or name not in outputs:
+            raise FunctionError(
+                f"get_operation_output: {instance.id} {interface}.{operation} has produced no output {name!r} (yet)"
+            )
+        return outputs[name]
+
+    def get_secret(self, name: str) -> str:
+        return self.store.get_secret(name)
+
+
+def load_instances(
+    store: Store, plan: Plan, deployment_id: str, around: NodeInstanceRecord | None = None
+) -> dict[str, NodeInstanceRecord]:
+    """The instances an evaluation may need: all of them, or (around an instance) its own node's, its host
+    chain's and its relationship targets' nodes, which keeps large deployments cheap."""
+    if around is None:
+        return {i.id: i for i in store.node_instances(deployment_id)}
+    nodes = {around.node}
+    spec = plan.nodes[around.node]
+    nodes.update(r.target for r in spec.relationships)
+    host = spec.host
+    while host is not None:
+        nodes.add(host)
+        host = plan.nodes[host].host
+    out: dict[str, NodeInstanceRecord] = {}
+    for node in sorted(nodes):
+        for inst in store.node_instances(deployment_id, node=node):
+            out[inst.id] = inst
+    return out

@@ -1,0 +1,173 @@
+"""ansible.playbook.run against real lab servers: real sshd, real ansible-runner, real iptables."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tempano.plugins.ansible import plugin
+from tempano.plugins.contract import ConfigurationError, InstanceView, NonRetryableError, RetryableError
+from tempano.plugins.lab.testing import LabDeployment, relationship, tcp_probe
+from tempano.plugins.testing import LocalContext, instance
+
+run_playbook = plugin.operations["playbook.run"]
+
+
+def write(blueprint_dir: Path, name: str, text: str) -> str:
+    (blueprint_dir / "playbooks" / name).write_text(textwrap.dedent(text))
+    return f"playbooks/{name}"
+
+
+def context(
+    lab: LabDeployment, host: InstanceView, blueprint_dir: Path, inputs: dict[str, Any], **kwargs: Any
+) -> LocalContext:
+    software = instance("app", host_id=host.id, type="tempano.nodes.ansible.Software")
+    return LocalContext(
+        software,
+        operation="configure",
+        inputs=inputs,
+        deployment_id=lab.deployment_id,
+        plugin="ansible",
+        host=host,
+        blueprint_dir=blueprint_dir,
+        **kwargs,
+    )
+
+
+def start_listener(lab: LabDeployment, server: InstanceView, address: str, ports: list[int]) -> None:
+    """TCP greeters inside the server's namespace (they die with the namespace at cleanup)."""
+    playbook = Path(__file__).parents[3] / "blueprints/examples/vfw"
+    ctx = context(
+        lab,
+        server,
+        playbook,
+        {"playbook": "playbooks/service.yaml", "service_ports": ports, "service_address": address},
+    )
+    run_playbook(ctx)
+
+
+def test_a_playbook_sets_iptables_in_a_namespace_and_traffic_follows(
+    lab: LabDeployment, blueprint_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = lab.network("net", "10.81.0.0/24")
+    client, target = lab.server("client"), lab.server("target")
+    lab.port("client_port", client, net)
+    target_port = lab.port("target_port", target, net)
+    address = target_port.attributes["ip_address"]
+    start_listener(lab, target, address, [80, 8080])
+    assert tcp_probe(client.attributes["namespace"], address, 8080) == "tempano vfw service"
+
+    playbook = write(
+        blueprint_dir,
+        "policy.yaml",
+        """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: the peer group carries the client's address
+              ansible.builtin.assert:
+                that: hostvars[groups['client'][0]].ansible_host == client_mgmt
+            - name: allow only the allowed ports
+              ansible.builtin.shell: |
+                iptables -F INPUT
+                iptables -A INPUT -i mgmt0 -j ACCEPT
+                iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+                {% for p in allowed %}iptables -A INPUT -p tcp --dport {{ p }} -j ACCEPT
+                {% endfor %}
+                iptables -A INPUT -p tcp -j DROP
+    """,
+    )
+    caplog.set_level(logging.INFO, logger="tempano.plugin.ansible")
+    ctx = context(
+        lab,
+        target,
+        blueprint_dir,
+        {"playbook": playbook, "allowed": [80], "client_mgmt": client.attributes["ip"]},
+        relationships=(relationship("dependency", "tosca.relationships.DependsOn", client),),
+    )
+    result = run_playbook(ctx)
+
+    assert result == {"status": "successful", "tasks": {"ok": 1, "changed": 1}}
+    assert "target_1 | TASK [allow only the allowed ports] | changed" in caplog.messages
+    namespace = client.attributes["namespace"]
+    assert tcp_probe(namespace, address, 80) == "tempano vfw service"
+    assert tcp_probe(namespace, address, 8080).startswith("error: timed out")  # dropped, not refused
+
+
+def test_a_failing_task_names_host_task_and_message(lab: LabDeployment, blueprint_dir: Path) -> None:
+    server = lab.server("fw")
+    playbook = write(
+        blueprint_dir,
+        "broken.yaml",
+        """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: load the policy file
+              ansible.builtin.command: cat /nonexistent/policy.rules
+    """,
+    )
+    with pytest.raises(NonRetryableError) as caught:
+        run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook}))
+    message = str(caught.value)
+    assert "playbook broken.yaml on fw_1 failed: host fw_1, task [load the policy file]:" in message
+    assert "No such file or directory" in message
+    assert caught.value.details["task"] == "load the policy file"
+
+
+def test_an_unreachable_host_is_retryable(lab: LabDeployment, blueprint_dir: Path) -> None:
+    server = lab.server("fw")
+    lab.call("server.stop", server, "stop")
+    playbook = write(
+        blueprint_dir,
+        "noop.yaml",
+        """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: ping
+              ansible.builtin.ping:
+    """,
+    )
+    with pytest.raises(RetryableError, match=r"host fw_1 is unreachable \(.*Connection refused"):
+        run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook}))
+
+
+def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path) -> None:
+    server = lab.server("fw")
+    playbook = write(
+        blueprint_dir,
+        "slow.yaml",
+        """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: wait a long time
+              ansible.builtin.command: sleep 60
+    """,
+    )
+    started = time.monotonic()
+    with pytest.raises(NonRetryableError, match=r"did not finish within 3 s"):
+        run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook, "timeout": 3}))
+    assert time.monotonic() - started < 20
+
+    ctx = context(lab, server, blueprint_dir, {"playbook": playbook})
+    threading.Timer(2.0, ctx.cancelled.set).start()
+    started = time.monotonic()
+    with pytest.raises(NonRetryableError, match=r"playbook slow.yaml on fw_1 was cancelled"):
+        run_playbook(ctx)
+    assert time.monotonic() - started < 20
+
+
+def test_a_playbook_outside_the_blueprint_is_refused(tmp_path: Path, blueprint_dir: Path) -> None:
+    (tmp_path / "evil.yaml").write_text("- hosts: all\n")
+    host = instance("fw", attributes={"ip": "192.0.2.10"})
+    ctx = LocalContext(host, operation="configure", inputs={"playbook": "../evil.yaml"}, blueprint_dir=blueprint_dir)
+    with pytest.raises(ConfigurationError, match=r"'\.\./evil\.yaml' is outside the blueprint directory"):
+        run_playbook(ctx)
