@@ -24,15 +24,11 @@ def _read_inputs(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise click.BadParameter(
-            f"cannot read the inputs file {path}: {exc}", param_hint="--inputs"
-        ) from None
+        raise click.BadParameter(f"cannot read the inputs file {path}: {exc}", param_hint="--inputs") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise click.BadParameter(
-            f"{path} must hold a mapping of input names to values", param_hint="--inputs"
-        )
+        raise click.BadParameter(f"{path} must hold a mapping of input names to values", param_hint="--inputs")
     return data
 
 

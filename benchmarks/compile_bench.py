@@ -148,9 +148,7 @@ def baseline(n: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
-        text = (
-            blueprint(n).replace("builtin.log", "create.sh").replace("builtin.set_attributes", "configure.sh")
-        )
+        text = blueprint(n).replace("builtin.log", "create.sh").replace("builtin.set_attributes", "configure.sh")
         path.write_text(text)
         start = time.perf_counter()
         ToscaTemplate(str(path), parsed_params={"base_port": 8000, "zone": "eu1"})
@@ -179,10 +177,7 @@ def main() -> None:
             print(f"{r['nodes']:>6} {r['total_s']:>21.2f} {r['peak_rss_mb']:>8.0f}")
         return
     sizes = [int(a) for a in sys.argv[1:]] or list(SIZES)
-    print(
-        f"{'nodes':>6} {'total s':>8} {'yaml s':>7} {'tosca s':>8} {'tempano s':>9} "
-        f"{'peak MB':>8} {'plan KB':>8}"
-    )
+    print(f"{'nodes':>6} {'total s':>8} {'yaml s':>7} {'tosca s':>8} {'tempano s':>9} {'peak MB':>8} {'plan KB':>8}")
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True

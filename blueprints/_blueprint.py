@@ -63,9 +63,7 @@ class Blueprint:
         return self.positions.detail(path, message, entity)
 
 
-def load(
-    path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS
-) -> Blueprint:
+def load(path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS) -> Blueprint:
     """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
     with paused_gc():
         return _load(path, allow_remote_imports, limits)
@@ -144,11 +142,7 @@ def _load_file(
     document = read_document(root, display, limits, sources)
     if not isinstance(document.data, Mapping):
         raise BlueprintLoadError(
-            [
-                ErrorDetail(
-                    "the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1
-                )
-            ]
+            [ErrorDetail("the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1)]
         )
     sources.documents[display] = document
     resolver = ImportResolver(

@@ -45,9 +45,7 @@ def plan_to_dot(plan: Plan, title: str = "plan") -> str:
         lines.append(f"  {{ rank=same; {members} }}")
     for name, node in sorted(plan.nodes.items()):
         count = node.instances.default
-        label = f"{name}\\n{node.type}\\ninstall wave {waves[name]}" + (
-            f", {count} instances" if count != 1 else ""
-        )
+        label = f"{name}\\n{node.type}\\ninstall wave {waves[name]}" + (f", {count} instances" if count != 1 else "")
         lines.append(f"  {_quote(name)} [label={_quote(label).replace(chr(92) * 2, chr(92))}];")
     for name, node in sorted(plan.nodes.items()):
         for rel in node.relationships:

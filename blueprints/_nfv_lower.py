@@ -100,9 +100,7 @@ def lower_nfv(nodes: Mapping[str, Any], topology: Mapping[str, Any], types: Type
     """The VNFD's node templates rewritten onto OpenStack types, or None when there is nothing to rewrite."""
     if not all(types.known(OS + t) for t in _REQUIRED_TYPES):
         return None
-    kinds = {
-        name: _kind(types, str(t.get("type", ""))) for name, t in nodes.items() if isinstance(t, Mapping)
-    }
+    kinds = {name: _kind(types, str(t.get("type", ""))) for name, t in nodes.items() if isinstance(t, Mapping)}
     if not any(kinds.values()):
         return None
     inputs = _map(topology.get("inputs"))
@@ -147,9 +145,7 @@ def lower_nfv(nodes: Mapping[str, Any], topology: Mapping[str, Any], types: Type
     return out
 
 
-def _network(
-    name: str, template: Mapping[str, Any], common: dict[str, Any], out: Lowered, subnets: set[str]
-) -> None:
+def _network(name: str, template: Mapping[str, Any], common: dict[str, Any], out: Lowered, subnets: set[str]) -> None:
     profile = _props(template).get("vl_profile")
     data = _first(profile.get("virtual_link_protocol_data")) if isinstance(profile, Mapping) else None
     data = data if isinstance(data, Mapping) else {}
@@ -265,8 +261,7 @@ def _port(
                             {
                                 ("ethertype" if k == "ether_type" else k): v
                                 for k, v in rule.items()
-                                if k
-                                in {"direction", "ether_type", "protocol", "port_range_min", "port_range_max"}
+                                if k in {"direction", "ether_type", "protocol", "port_range_min", "port_range_max"}
                             }
                         ],
                     },
@@ -384,9 +379,7 @@ def _compute(template: Mapping[str, Any]) -> dict[str, Any]:
     additional = props.get("requested_additional_capabilities")
     if isinstance(additional, Mapping):
         for capability in additional.values():
-            params = (
-                capability.get("target_performance_parameters") if isinstance(capability, Mapping) else None
-            )
+            params = capability.get("target_performance_parameters") if isinstance(capability, Mapping) else None
             if isinstance(params, Mapping):
                 extra.update({str(k): str(v) for k, v in params.items()})
     if memory.get("numa_enabled") and "hw:numa_nodes" not in extra:

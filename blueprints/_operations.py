@@ -49,9 +49,7 @@ class OperationCompiler:
         ctx = Context(self_node=node.name)
         return self._specs(ops, ctx, node.name, self._artifacts(node))
 
-    def relationship_operations(
-        self, node: Node, rel: RelationshipSpec, path: Path_
-    ) -> dict[str, OperationSpec]:
+    def relationship_operations(self, node: Node, rel: RelationshipSpec, path: Path_) -> dict[str, OperationSpec]:
         ops = self._c.types.operations(rel.type)
         assignment = _requirement_assignment(node, path)
         rel_ref = assignment.get("relationship") if isinstance(assignment, Mapping) else None
@@ -63,9 +61,7 @@ class OperationCompiler:
             if isinstance(template, Mapping):
                 rpath = ("topology_template", "relationship_templates", rel_ref, "interfaces")
                 self._apply_template(ops, template.get("interfaces"), rpath)
-        ctx = Context(
-            self_node=node.name, source=node.name, target=rel.target, self_properties=rel.properties
-        )
+        ctx = Context(self_node=node.name, source=node.name, target=rel.target, self_properties=rel.properties)
         return self._specs(ops, ctx, node.name)
 
     def _apply_template(self, ops: dict[str, Operation], interfaces: Any, path: Path_) -> None:
@@ -163,9 +159,7 @@ class OperationCompiler:
                 )
                 return None
         file, path = op.origin
-        compiled_inputs = self._f.compile_value(
-            inputs, ctx, path if file == self._c.blueprint.file else (), entity
-        )
+        compiled_inputs = self._f.compile_value(inputs, ctx, path if file == self._c.blueprint.file else (), entity)
         return OperationSpec(
             implementation=implementation,
             inputs=dict(sorted(compiled_inputs.items())),

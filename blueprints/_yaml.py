@@ -102,11 +102,7 @@ def load_yaml_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> Yam
     """Parse ``text`` (the content of ``file``, used in messages) into data with positions."""
     if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:
         raise BlueprintLoadError(
-            [
-                ErrorDetail(
-                    f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file
-                )
-            ]
+            [ErrorDetail(f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file)]
         )
     loader = _Loader(text)
     try:
@@ -134,11 +130,7 @@ def load_yaml_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> Y
     """Like :func:`load_yaml_text` for raw bytes, refusing what is not UTF-8."""
     if len(raw) > limits.max_file_bytes:
         raise BlueprintLoadError(
-            [
-                ErrorDetail(
-                    f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file
-                )
-            ]
+            [ErrorDetail(f"the file is larger than {limits.max_file_bytes} bytes; split it into imports", file)]
         )
     try:
         text = raw.decode("utf-8-sig")
@@ -183,9 +175,7 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if key in self._active:
-            raise self._error(
-                node, "a YAML alias refers to the node that contains it (a recursive structure)"
-            )
+            raise self._error(node, "a YAML alias refers to the node that contains it (a recursive structure)")
         self._seen.add(key)
         self._active.add(key)
         self._in_alias += aliased
@@ -236,9 +226,7 @@ class _Builder:
                 raise self._error(key_node, "a mapping key must be a plain value, not a list or mapping")
             name = str(key_node.value)
             if name in result:
-                raise self._error(
-                    key_node, f"duplicate key {name!r} in this mapping; remove or rename one of them"
-                )
+                raise self._error(key_node, f"duplicate key {name!r} in this mapping; remove or rename one of them")
             child = (*path, name)
             self._positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[name] = self.build(value_node, child, depth + 1)

@@ -27,9 +27,7 @@ INDEX = Path(__file__).with_name("conformance_index.yaml")
 
 
 def cache_dir() -> Path:
-    return Path(
-        os.environ.get("TEMPANO_CONFORMANCE_CACHE", Path.home() / ".cache" / "tempano" / "conformance")
-    )
+    return Path(os.environ.get("TEMPANO_CONFORMANCE_CACHE", Path.home() / ".cache" / "tempano" / "conformance"))
 
 
 def _pip() -> list[str]:

@@ -178,8 +178,7 @@ def test_missing_plugin_operation_and_artifact(tmp_path: Path) -> None:
         for line in lines
     ), lines
     assert any(
-        line.startswith(f"{path}:10:11: a: Standard.configure") and "playbooks/missing.yaml" in line
-        for line in lines
+        line.startswith(f"{path}:10:11: a: Standard.configure") and "playbooks/missing.yaml" in line for line in lines
     ), lines
 
 

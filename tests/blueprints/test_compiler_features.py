@@ -253,9 +253,7 @@ def test_csar_with_metadata(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "src")
     archive = tmp_path / "app.csar"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr(
-            "TOSCA-Metadata/TOSCA.meta", "TOSCA-Meta-File-Version: 1.0\nEntry-Definitions: blueprint.yaml\n"
-        )
+        zf.writestr("TOSCA-Metadata/TOSCA.meta", "TOSCA-Meta-File-Version: 1.0\nEntry-Definitions: blueprint.yaml\n")
         for path in tree.rglob("*"):
             if path.is_file():
                 zf.write(path, path.relative_to(tree).as_posix())

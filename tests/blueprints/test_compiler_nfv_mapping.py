@@ -195,9 +195,7 @@ def test_cps_links_and_storage(openstack_library: Path, tmp_path: Path) -> None:
     assert plan.nodes["spread"].properties["policy"] == "anti-affinity"
 
 
-def test_ports_install_before_the_server_and_the_vdu_scales_as_a_group(
-    openstack_library: Path, tmp_path: Path
-) -> None:
+def test_ports_install_before_the_server_and_the_vdu_scales_as_a_group(openstack_library: Path, tmp_path: Path) -> None:
     plan = compile_vnfd(tmp_path)
     install = plan.workflows["install"].steps
     assert install["fw"].after == ("data_cp", "logs", "mgmt_cp", "spread")
@@ -216,9 +214,7 @@ def test_external_cp_without_network_input_is_an_error(openstack_library: Path, 
     assert "declare an input 'mgmt_cp_network'" in error.message
 
 
-def test_without_openstack_types_nodes_keep_their_nfv_types(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_openstack_types_nodes_keep_their_nfv_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     types = tmp_path / "types"
     types.mkdir()
     for path in _loader.TYPES_DIR.glob("*.yaml"):
