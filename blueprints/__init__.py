@@ -2,6 +2,7 @@
 
 from tempano.blueprints._api import compile, compile_path
 from tempano.blueprints._blueprint import Blueprint, load
+from tempano.blueprints._dot import install_waves, plan_to_dot
 from tempano.blueprints._errors import (
     BlueprintCompileError,
     BlueprintError,
@@ -61,5 +62,7 @@ __all__ = [
     "evaluate",
     "has_runtime_functions",
     "has_secret",
+    "install_waves",
     "load",
+    "plan_to_dot",
 ]

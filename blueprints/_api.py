@@ -8,6 +8,7 @@ from typing import Any
 
 from tempano.blueprints._blueprint import Blueprint, load
 from tempano.blueprints._compiler import compile_blueprint
+from tempano.blueprints._gc import paused_gc
 from tempano.blueprints._inputs import bind_inputs
 from tempano.blueprints._plugins import has_operation as installed_operation
 from tempano.blueprints.plan import Plan
@@ -19,7 +20,8 @@ def compile(blueprint: Blueprint, *, has_operation: Callable[[str], bool] | None
     ``has_operation`` says whether a plugin operation reference exists (default: the installed plugins);
     None skips that check.
     """
-    return compile_blueprint(blueprint, has_operation=has_operation)
+    with paused_gc():
+        return compile_blueprint(blueprint, has_operation=has_operation)
 
 
 def compile_path(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import copy
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tempano.blueprints._csar import CSAR_DIR_PREFIX, extract_csar
 from tempano.blueprints._errors import BlueprintCompileError, BlueprintLoadError, ErrorDetail
+from tempano.blueprints._gc import paused_gc
 from tempano.blueprints._loader import (
     ROOT_FILE_NAMES,
     TYPE_SECTIONS,
@@ -51,6 +53,11 @@ class Blueprint:
     def positions(self) -> PositionMap:
         return self.document.positions
 
+    def cleanup(self) -> None:
+        """Remove the directory a CSAR was extracted into (call it once artifacts are no longer needed)."""
+        if self.archive is not None and self.base_dir.name.startswith(CSAR_DIR_PREFIX):
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
     def detail(self, path: Path_, message: str, entity: str = "") -> ErrorDetail:
         """An error located at ``path`` of the root document."""
         return self.positions.detail(path, message, entity)
@@ -58,13 +65,18 @@ class Blueprint:
 
 def load(path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS) -> Blueprint:
     """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
+    with paused_gc():
+        return _load(path, allow_remote_imports, limits)
+
+
+def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Blueprint:
     given = Path(path)
     if given.is_dir():
         return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=False)
     if not given.exists():
         raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
     if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
-        from tempano.blueprints._csar import extract_csar
+        # Extracted into a fresh temporary directory: Blueprint.cleanup() removes it.
 
         extracted, root = extract_csar(given, limits)
         archive_name = display_name(given)
@@ -160,7 +172,16 @@ def _parser_input(data: Mapping[str, Any], sources: SourceSet) -> dict[str, Any]
         # tosca-parser 2.15 has no support for workflows: the compiler handles them.
         template["topology_template"] = {k: v for k, v in topology.items() if k != "workflows"}
     # tosca-parser edits some of what it is given: it gets its own copy, ours stays as written.
-    return normalize_for_parser(copy.deepcopy(template))
+    return normalize_for_parser(_copy(template))
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of YAML data (dicts, lists, scalars): several times faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
 
 
 _TOPOLOGY_SECTIONS = ("node_templates", "inputs", "outputs", "groups", "relationship_templates")
@@ -175,7 +196,13 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
         for section in _TOPOLOGY_SECTIONS:
             entries = topology.get(section)
             if isinstance(entries, Mapping) and name in entries:
-                return blueprint.detail(("topology_template", section, name), message, name)
+                path: Path_ = ("topology_template", section, name)
+                # Narrow down to where the entity writes another quoted word (a bad target, a field).
+                for other in names:
+                    narrower = _first_mention(entries[name], other, path) if other != name else None
+                    if narrower is not None:
+                        return blueprint.detail(narrower, message, name)
+                return blueprint.detail(path, message, name)
         policies = topology.get("policies")
         if isinstance(policies, list):
             for index, policy in enumerate(policies):
@@ -189,10 +216,10 @@ def locate(blueprint: Blueprint, message: str) -> ErrorDetail:
                 return doc.positions.detail(type_def.path, message, name)
     # Otherwise the first place the root document writes one of the quoted words (an input name, a value).
     for name in names:
-        path = _first_mention(blueprint.template, name, ())
-        if path is not None:
-            entity = str(path[2]) if len(path) > 2 and path[:2] == ("topology_template", "node_templates") else ""
-            return blueprint.detail(path, message, entity)
+        mention = _first_mention(blueprint.template, name, ())
+        if mention is not None:
+            in_node = len(mention) > 2 and mention[:2] == ("topology_template", "node_templates")
+            return blueprint.detail(mention, message, str(mention[2]) if in_node else "")
     return blueprint.detail((), message)
 
 

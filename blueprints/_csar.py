@@ -17,6 +17,7 @@ from tempano.blueprints._loader import display_name
 from tempano.blueprints._yaml import Limits
 
 META = "TOSCA-Metadata/TOSCA.meta"
+CSAR_DIR_PREFIX = "tempano-csar-"
 MAX_MEMBERS = 10_000
 
 
@@ -27,7 +28,7 @@ def extract_csar(archive: Path, limits: Limits, into: Path | None = None) -> tup
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             _check_members(name, members, limits)
-            target = into or Path(tempfile.mkdtemp(prefix="tempano-csar-"))
+            target = into or Path(tempfile.mkdtemp(prefix=CSAR_DIR_PREFIX))
             for info in members:
                 if info.is_dir():
                     continue

@@ -68,6 +68,9 @@ class FunctionCompiler:
         self._resolving: list[tuple[str, tuple[Any, ...]]] = []
 
     def compile_value(self, value: Any, ctx: Context | None, path: Path_, entity: str = "") -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or kind is float or value is None:
+            return value  # the common case, answered before any function lookup
         entity = entity or (ctx.self_node if ctx and ctx.self_node else "")
         name = function_name(value)
         if name is None:

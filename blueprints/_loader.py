@@ -109,10 +109,10 @@ def read_document(path: Path, display: str, limits: Limits, sources: SourceSet) 
 
 
 @functools.lru_cache(maxsize=4)
-def _library(signature: tuple[tuple[str, int, int], ...]) -> tuple[YamlDocument, ...]:
+def _library(directory: str, signature: tuple[tuple[str, int, int], ...]) -> tuple[YamlDocument, ...]:
     docs = []
     for name, _, _ in signature:
-        path = TYPES_DIR / name
+        path = Path(directory) / name
         docs.append(load_yaml_bytes(path.read_bytes(), f"<tempano types>/{name}"))
     return tuple(docs)
 
@@ -121,7 +121,7 @@ def type_library() -> tuple[YamlDocument, ...]:
     """Every file of blueprints/types/, parsed once per process (again if a file changes)."""
     files = sorted(TYPES_DIR.glob("*.yaml"))
     signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _library(signature)
+    return _library(str(TYPES_DIR), signature)
 
 
 def is_url(text: str) -> bool:
@@ -221,6 +221,18 @@ class ImportResolver:
             )
             return
         if not path.is_file():
+            # tosca-parser's fallback, relied on by published templates: "custom_types/x.yaml" imported from a
+            # file that already lives in custom_types/ means the sibling x.yaml.
+            head, _, tail = target.replace("\\", "/").rpartition("/")
+            sibling = (base / tail).resolve()
+            if head and base.as_posix().endswith(head) and sibling.is_file():
+                path = sibling
+        if not path.is_file():
+            # A VNFD importing the SOL001 type files by bare name but not shipping them gets tempano's own.
+            local = _BUNDLED_URL_SUFFIXES.get(path.name)
+            if local is not None and (PROFILES_DIR / local).is_file():
+                self._read_local(doc, where, PROFILES_DIR / local, f"<tempano profiles>/{local}", prefix)
+                return
             self._sources.errors.append(
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )

@@ -2,7 +2,7 @@
 
 - ``tosca_simple_yaml_1_1`` is refused by tosca-parser: validated as 1_2 (a superset for what it checks);
 - TOSCA 1.3 short notations that crash it, in type definitions: a requirement definition given as a
-  capability type (``- host: tosca.capabilities.Compute``) or with only ``capability``; a capability
+  capability type (``- host: tosca.capabilities.Compute``) or without ``node``; a capability
   definition given as a bare type name (``host: tosca.capabilities.Compute``);
 - in node templates: a capability assignment with no properties (``host: {}`` or ``host:``).
 """
@@ -48,14 +48,19 @@ def _normalize_type(definition: MutableMapping[str, Any]) -> None:
                 continue
             for name, requirement in list(entry.items()):
                 if isinstance(requirement, str):
-                    entry[name] = {"capability": requirement}
+                    requirement = entry[name] = {"capability": requirement}
+                if isinstance(requirement, MutableMapping) and "node" not in requirement:
+                    # Without `node`, tosca-parser looks for a node type offering the capability and crashes
+                    # (AttributeError on None) when none does; tosca.nodes.Root accepts any target.
+                    requirement["node"] = "tosca.nodes.Root"
 
 
 def _normalize_node(node: MutableMapping[str, Any]) -> None:
     capabilities = node.get("capabilities")
     if isinstance(capabilities, MutableMapping):
         for name, capability in list(capabilities.items()):
+            # tosca-parser indexes capability["properties"] unconditionally (KeyError, TypeError otherwise).
             if capability is None:
-                capabilities[name] = {}
+                capabilities[name] = {"properties": {}}
             elif isinstance(capability, MutableMapping) and capability.get("properties") is None:
-                capability.pop("properties", None)
+                capability["properties"] = {}

@@ -40,13 +40,17 @@ class OperationCompiler:
         self._f = functions
 
     def node_operations(self, node: Node) -> dict[str, OperationSpec]:
-        ops = {k: v.copy() for k, v in self._c.types.operations(node.type).items()}
+        ops = self._c.types.operations(node.type)
+        if node.implemented_by and self._c.types.known(node.implemented_by):
+            # NFV profile node: the mapped type's operations, unless the node's own types implement them.
+            mapped = self._c.types.operations(node.implemented_by)
+            ops = {**mapped, **{k: v for k, v in ops.items() if v.implementation}}
         self._apply_template(ops, node.template.get("interfaces"), self._c.node_path(node.name, "interfaces"))
         ctx = Context(self_node=node.name)
         return self._specs(ops, ctx, node.name, self._artifacts(node))
 
     def relationship_operations(self, node: Node, rel: RelationshipSpec, path: Path_) -> dict[str, OperationSpec]:
-        ops = {k: v.copy() for k, v in self._c.types.operations(rel.type).items()}
+        ops = self._c.types.operations(rel.type)
         assignment = _requirement_assignment(node, path)
         rel_ref = assignment.get("relationship") if isinstance(assignment, Mapping) else None
         if isinstance(rel_ref, Mapping):

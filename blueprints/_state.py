@@ -24,6 +24,7 @@ class Node:
         self.requirement_paths: list[Path_] = []
         self.host: str | None = None
         self.instances = Instances(default=1, min=0, max=None)
+        self.implemented_by: str | None = None
 
 
 class CompileState(Protocol):

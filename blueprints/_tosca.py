@@ -11,8 +11,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import toscaparser.topology_template
+import toscaparser.tosca_template
 from toscaparser.common.exception import ExceptionCollector
 from toscaparser.tosca_template import ToscaTemplate
+from toscaparser.tpl_relationship_graph import ToscaGraph
 
 from tempano.blueprints._errors import ErrorDetail
 
@@ -22,6 +25,41 @@ _SINGLE_QUOTED = re.compile(r"'([^']+)'")
 
 logging.getLogger("tosca").addHandler(logging.NullHandler())
 logging.getLogger("tosca").propagate = False
+
+
+class _LinearGraph(ToscaGraph):  # type: ignore[misc]
+    """tosca-parser's relationship graph, built through a name index.
+
+    The original compares every relationship with every node template (quadratic: 1.4 s of 2.5 s at 1,000
+    templates) and is built twice, by TopologyTemplate and again by ToscaTemplate over the same node list.
+    """
+
+    def _create(self) -> None:
+        by_name = {tpl.name: tpl for tpl in self.nodetemplates}
+        for node in self.nodetemplates:
+            relation = node.relationships
+            if relation:
+                for rel, target in relation.items():
+                    tpl = by_name.get(target.name)
+                    if tpl is not None:
+                        self._create_edge(node, tpl, rel)
+            self._create_vertex(node)
+
+
+_last_graph: list[Any] = [None, None]
+
+
+def _graph(nodetemplates: Any) -> Any:
+    if _last_graph[0] is nodetemplates:
+        return _last_graph[1]
+    graph = _LinearGraph(nodetemplates)
+    _last_graph[:] = [nodetemplates, graph]
+    return graph
+
+
+# Applied at import: both modules call ToscaGraph(nodetemplates) by their module-global name.
+toscaparser.topology_template.ToscaGraph = _graph
+toscaparser.tosca_template.ToscaGraph = _graph
 
 
 class _Template(ToscaTemplate):  # type: ignore[misc]
@@ -54,12 +92,13 @@ def run_parser(template: Mapping[str, Any], locate: Locator) -> tuple[Any, list[
         finally:
             ExceptionCollector.stop()
             ExceptionCollector.clear()
+            _last_graph[:] = [None, None]
     return parsed, [locate(p) for p in dict.fromkeys(problems)]
 
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" and text[0] not in text[1:-1]:
         text = text[1:-1]  # KeyError-style messages come quoted
     return text or type(exc).__name__
 

@@ -125,6 +125,8 @@ class TypeIndex:
         self._ours = types
         self._normative: Mapping[str, Any] = EntityType.TOSCA_DEF
         self._chains: dict[str, tuple[str, ...]] = {}
+        self._merged_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._operations_cache: dict[str, dict[str, Operation]] = {}
 
     def canonical(self, name: str) -> str:
         """The full name of a type written short (``Compute``, ``tosca:Compute``), as tosca-parser allows."""
@@ -173,6 +175,10 @@ class TypeIndex:
         return self.canonical(base) in self.chain(name)
 
     def _merged(self, name: str, section: str) -> dict[str, Any]:
+        """The section merged along the type chain (cached: callers must not modify the result)."""
+        cached = self._merged_cache.get((name, section))
+        if cached is not None:
+            return cached
         merged: dict[str, Any] = {}
         for type_name in reversed(self.chain(name)):
             defs = (self.definition(type_name) or {}).get(section)
@@ -184,6 +190,7 @@ class TypeIndex:
                     if isinstance(item, Mapping):
                         for key, value in item.items():
                             merged[str(key)] = value
+        self._merged_cache[(name, section)] = merged
         return merged
 
     def properties(self, name: str) -> dict[str, Any]:
@@ -199,7 +206,13 @@ class TypeIndex:
         return self._merged(name, "requirements")
 
     def operations(self, name: str) -> dict[str, Operation]:
-        """Every operation of the type's interfaces, keyed ``Interface.operation``, base types first."""
+        """Every operation of the type's interfaces, keyed ``Interface.operation`` (fresh copies)."""
+        cached = self._operations_cache.get(name)
+        if cached is None:
+            cached = self._operations_cache[name] = self._operations(name)
+        return {key: op.copy() for key, op in cached.items()}
+
+    def _operations(self, name: str) -> dict[str, Operation]:
         result: dict[str, Operation] = {}
         for type_name in reversed(self.chain(name)):
             interfaces = (self.definition(type_name) or {}).get("interfaces")

@@ -16,17 +16,39 @@ from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
 
 Path_ = tuple[str | int, ...]
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """libyaml's parser with a memo in front of PyYAML's implicit tag resolver.
+
+    The resolver runs a list of regular expressions for every plain scalar, which dominates composing a large
+    blueprint; keys and values repeat a lot ("type", "properties", true...), so a memo pays off.
+    """
+
+    _memo: dict[tuple[str, bool], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) < 64:
+            key = (value, implicit[1])
+            tag = self._memo.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._memo) < 100_000:
+                    self._memo[key] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_KNOWN_SCALARS = {
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:binary",
+_SCALAR_CONSTRUCTORS: dict[str, Any] = {
+    "tag:yaml.org,2002:null": yaml.constructor.SafeConstructor.construct_yaml_null,
+    "tag:yaml.org,2002:bool": yaml.constructor.SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:int": yaml.constructor.SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.constructor.SafeConstructor.construct_yaml_float,
+    "tag:yaml.org,2002:binary": yaml.constructor.SafeConstructor.construct_yaml_binary,
 }
 
 
@@ -37,7 +59,7 @@ class Limits:
     max_file_bytes: int = 32 * 1024 * 1024
     max_total_bytes: int = 128 * 1024 * 1024
     max_files: int = 500
-    max_alias_expansion: int = 1_000_000
+    max_alias_expansion: int = 250_000
     """Nodes produced by expanding aliases (a 'billion laughs' document hits this)."""
     max_depth: int = 200
 
@@ -130,6 +152,7 @@ class _Builder:
         self._seen: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
+        self._in_alias = 0
 
     def _error(self, node: Any, message: str) -> BlueprintLoadError:
         mark = node.start_mark
@@ -139,8 +162,9 @@ class _Builder:
         if depth > self._limits.max_depth:
             raise self._error(node, f"the document is nested deeper than {self._limits.max_depth} levels")
         key = id(node)
-        if key in self._seen:
-            # An alias: its node is walked again, so bound the total to defeat exponential expansion.
+        aliased = key in self._seen
+        if aliased or self._in_alias:
+            # Walking an alias again: bound the total so exponential expansion ('billion laughs') stops early.
             self._expanded += 1
             if self._expanded > self._limits.max_alias_expansion:
                 raise self._error(
@@ -148,13 +172,13 @@ class _Builder:
                     f"YAML aliases expand to more than {self._limits.max_alias_expansion} nodes "
                     "(a 'billion laughs' document?); use fewer nested aliases",
                 )
-        elif not isinstance(node, yaml.ScalarNode):
-            self._seen.add(key)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if key in self._active:
             raise self._error(node, "a YAML alias refers to the node that contains it (a recursive structure)")
+        self._seen.add(key)
         self._active.add(key)
+        self._in_alias += aliased
         try:
             if isinstance(node, yaml.SequenceNode):
                 items = []
@@ -166,6 +190,7 @@ class _Builder:
                 return self._mapping(node, path, depth)
         finally:
             self._active.discard(key)
+            self._in_alias -= aliased
         raise self._error(node, f"unsupported YAML node {node.tag}")
 
     def _scalar(self, node: Any) -> Any:
@@ -173,10 +198,11 @@ class _Builder:
         if tag in (_STR, _TIMESTAMP):
             # Timestamps stay text: the plan is JSON, and TOSCA validates timestamp values itself.
             return node.value
-        if tag in _KNOWN_SCALARS:
+        constructor = _SCALAR_CONSTRUCTORS.get(tag)
+        if constructor is not None:
             try:
-                return self._loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
+                return constructor(self._loader, node)
+            except (yaml.YAMLError, ValueError) as exc:
                 raise self._error(node, f"invalid scalar: {exc}") from None
         raise self._error(node, f"unknown YAML tag {tag!r}; remove the tag")
 

@@ -115,6 +115,10 @@ class NodeSpec(_Model):
     host: str | None = None
     """The node this one is hosted on (HostedOn target); its instances multiply per host instance."""
     instances: Instances = Instances()
+    implemented_by: str | None = None
+    """For NFV profile nodes (tosca.nodes.nfv.*): the tempano type whose operations implement the node."""
+    nfv_type: str | None = None
+    """For VNFD nodes rewritten onto tempano types (see the compiler's NFV mapping): the type as written."""
 
     def is_a(self, type_name: str) -> bool:
         return type_name == self.type or type_name in self.type_hierarchy

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,13 @@ def test_plan_json_round_trip_and_stable_hash(plan: Plan) -> None:
     assert again.content_hash == plan.content_hash
     assert compile_path(HELLO).content_hash == plan.content_hash
     assert json.loads(plan.canonical_json())["nodes"]["frontend"]["relationships"][0]["target"] == "backend"
+
+
+def test_content_hash_is_the_same_in_another_process(plan: Plan) -> None:
+    code = (
+        "from tempano.blueprints import compile_path; "
+        f"print(compile_path({str(HELLO)!r}, has_operation=None).content_hash)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == plan.content_hash

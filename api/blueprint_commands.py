@@ -1,0 +1,86 @@
+"""``tempano blueprints ...``: validate a blueprint, show its plan (JSON, DOT or SVG)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from tempano.blueprints import BlueprintError, bind_inputs, compile, load, plan_to_dot
+
+
+def _fail(error: BlueprintError) -> None:
+    for detail in error.errors:
+        click.echo(str(detail), err=True)
+    raise SystemExit(1)
+
+
+def _read_inputs(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"cannot read the inputs file {path}: {exc}", param_hint="--inputs") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path} must hold a mapping of input names to values", param_hint="--inputs")
+    return data
+
+
+@click.group("blueprints")
+def blueprints() -> None:
+    """Validate blueprints and show the plans they compile into."""
+
+
+@blueprints.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--allow-remote-imports", is_flag=True, help="Fetch imports given as URLs.")
+def validate(path: Path, allow_remote_imports: bool) -> None:
+    """Print OK, or every problem as file:line:col: entity: message (exit status 1)."""
+    try:
+        compile(load(path, allow_remote_imports=allow_remote_imports))
+    except BlueprintError as error:
+        _fail(error)
+    click.echo("OK")
+
+
+@blueprints.command("plan")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or JSON file of deployment inputs to bind.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "dot", "svg"]), default="json", show_default=True)
+@click.option("--allow-remote-imports", is_flag=True, help="Fetch imports given as URLs.")
+def plan(path: Path, inputs_file: Path | None, fmt: str, allow_remote_imports: bool) -> None:
+    """Show the plan PATH compiles into: JSON, or the topology and install order as DOT or SVG."""
+    try:
+        compiled = compile(load(path, allow_remote_imports=allow_remote_imports))
+        if inputs_file is not None:
+            compiled = bind_inputs(compiled, _read_inputs(inputs_file))
+    except BlueprintError as error:
+        _fail(error)
+    if fmt == "json":
+        click.echo(json.dumps(compiled.model_dump(mode="json"), indent=2, sort_keys=True))
+        return
+    dot = plan_to_dot(compiled, title=path.stem)
+    if fmt == "dot":
+        click.echo(dot, nl=False)
+        return
+    binary = shutil.which("dot")
+    if binary is None:
+        raise click.ClickException(
+            "--format svg needs Graphviz's dot program, which is not installed: install it "
+            "(Debian/Ubuntu: apt-get install graphviz) or use --format dot"
+        )
+    result = subprocess.run([binary, "-Tsvg"], input=dot.encode(), capture_output=True, check=False)
+    if result.returncode != 0:
+        raise click.ClickException(f"dot failed: {result.stderr.decode(errors='replace').strip()}")
+    click.echo(result.stdout.decode(), nl=False)

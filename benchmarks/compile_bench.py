@@ -1,0 +1,193 @@
+"""Compile time and peak memory for synthetic blueprints of 10 to 5,000 node templates.
+
+Run: ``.venv/bin/python benchmarks/compile_bench.py [sizes...]`` (``--baseline [sizes...]`` times
+tosca-parser alone, as published, on the same blueprints). Each size runs in a fresh process (so peak
+RSS is that size's alone) and prints the time split into YAML loading, tosca-parser and tempano's own work.
+The blueprints mix chains and fan-outs: every group of 10 nodes has a host, a chain of dependencies and a
+fan-out of connections, with get_input, get_property (SELF, HOST, named), concat and get_attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = (10, 100, 1_000, 5_000)
+
+TYPES = """\
+node_types:
+  bench.nodes.Service:
+    derived_from: tosca.nodes.SoftwareComponent
+    properties:
+      port: { type: integer, default: 80 }
+      label: { type: string, required: false }
+    attributes:
+      url: { type: string }
+    interfaces:
+      Standard:
+        type: tosca.interfaces.node.lifecycle.Standard
+        operations:
+          create: builtin.log
+          configure:
+            implementation: builtin.set_attributes
+            inputs:
+              url: { type: string, default: none }
+          delete: builtin.log
+"""
+
+
+CPUS = "{ get_property: [ HOST, host, num_cpus ] }"
+
+
+def blueprint(n: int) -> str:
+    """A blueprint of ``n`` node templates (hosts, chains and fan-outs)."""
+    lines = [
+        "tosca_definitions_version: tosca_simple_yaml_1_3",
+        TYPES,
+        "topology_template:",
+        "  inputs:",
+        "    base_port: { type: integer, default: 8000 }",
+        "    zone: { type: string, default: eu1 }",
+        "  node_templates:",
+    ]
+    for i in range(n):
+        if i % 10 == 0:
+            lines += [
+                f"    host{i}:",
+                "      type: tosca.nodes.Compute",
+                "      capabilities:",
+                "        host: { properties: { num_cpus: 2 } }",
+            ]
+            continue
+        group = i - i % 10
+        reqs = [f"        - host: host{group}"]
+        if i % 10 > 1:
+            reqs.append(f"        - dependency: svc{i - 1}")  # the chain
+        if i % 10 == 1 and group >= 10:
+            reqs.append(f"        - dependency: svc{group - 9}")  # chains of groups
+        if i % 10 == 9:
+            reqs += [f"        - dependency: svc{j}" for j in range(group + 2, group + 6)]  # fan-out
+        lines += [
+            f"    svc{i}:",
+            "      type: bench.nodes.Service",
+            "      properties:",
+            "        port: { get_input: base_port }",
+            f"        label: {{ concat: [ {{ get_input: zone }}, '-svc{i}-', {CPUS} ] }}",
+            "      requirements:",
+            *reqs,
+            "      interfaces:",
+            "        Standard:",
+            "          configure:",
+            "            inputs:",
+            "              url: { concat: [ 'http://', "
+            f"{{ get_attribute: [ host{group}, private_address ] }}, "
+            "':', { get_property: [ SELF, port ] } ] }",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def measure(n: int) -> dict[str, float]:
+    """Compile one size in this process; seconds per phase and peak RSS."""
+    from tempano.blueprints import _blueprint, _tosca, _yaml, compile
+
+    yaml_s = 0.0
+    parser_s = 0.0
+    real_yaml, real_parser = _yaml.load_yaml_text, _tosca.run_parser
+
+    def timed_yaml(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal yaml_s
+        start = time.perf_counter()
+        try:
+            return real_yaml(*args, **kwargs)
+        finally:
+            yaml_s += time.perf_counter() - start
+
+    def timed_parser(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal parser_s
+        start = time.perf_counter()
+        try:
+            return real_parser(*args, **kwargs)
+        finally:
+            parser_s += time.perf_counter() - start
+
+    _yaml.load_yaml_text = timed_yaml
+    _blueprint.run_parser = timed_parser
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(blueprint(n))
+        compile(_blueprint.load(path), has_operation=None)  # warm-up: type library, imports
+        yaml_s = parser_s = 0.0
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        bp = _blueprint.load(path)
+        loaded = time.perf_counter()
+        plan = compile(bp, has_operation=None)
+        end = time.perf_counter()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert len(plan.nodes) == n
+    return {
+        "nodes": n,
+        "total_s": end - start,
+        "yaml_s": yaml_s,
+        "tosca_parser_s": parser_s,
+        "tempano_s": (loaded - start - yaml_s - parser_s) + (end - loaded),
+        "peak_rss_mb": rss / 1024,
+        "rss_growth_mb": (rss - rss_before) / 1024,
+        "plan_kb": len(plan.canonical_json()) / 1024,
+    }
+
+
+def baseline(n: int) -> dict[str, float]:
+    """tosca-parser 2.15 alone on the same blueprint (its own YAML loading, no tempano patch or work)."""
+    from toscaparser.tosca_template import ToscaTemplate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        text = blueprint(n).replace("builtin.log", "create.sh").replace("builtin.set_attributes", "configure.sh")
+        path.write_text(text)
+        start = time.perf_counter()
+        ToscaTemplate(str(path), parsed_params={"base_port": 8000, "zone": "eu1"})
+        end = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"nodes": n, "total_s": end - start, "peak_rss_mb": rss / 1024}
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--one":
+        print(json.dumps(measure(int(sys.argv[2]))))
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--baseline-one":
+        print(json.dumps(baseline(int(sys.argv[2]))))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
+        print(f"{'nodes':>6} {'tosca-parser alone s':>21} {'peak MB':>8}")
+        for n in [int(a) for a in sys.argv[2:]] or list(SIZES):
+            out = subprocess.run(
+                [sys.executable, __file__, "--baseline-one", str(n)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{r['nodes']:>6} {r['total_s']:>21.2f} {r['peak_rss_mb']:>8.0f}")
+        return
+    sizes = [int(a) for a in sys.argv[1:]] or list(SIZES)
+    print(f"{'nodes':>6} {'total s':>8} {'yaml s':>7} {'tosca s':>8} {'tempano s':>9} {'peak MB':>8} {'plan KB':>8}")
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+        ).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{r['nodes']:>6} {r['total_s']:>8.2f} {r['yaml_s']:>7.2f} {r['tosca_parser_s']:>8.2f} "
+            f"{r['tempano_s']:>9.2f} {r['peak_rss_mb']:>8.0f} {r['plan_kb']:>8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The ``blueprints`` CLI group: validate and plan."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tempano.api.blueprint_commands import blueprints
+
+HELLO = Path(__file__).parents[2] / "blueprints" / "examples" / "hello" / "hello.yaml"
+
+
+def test_validate_ok() -> None:
+    result = CliRunner().invoke(blueprints, ["validate", str(HELLO)])
+    assert result.exit_code == 0, result.output
+    assert result.output == "OK\n"
+
+
+def test_validate_broken_prints_locations_and_fails(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(HELLO.read_text().replace("- dependency: database", "- dependency: ghost"))
+    result = CliRunner().invoke(blueprints, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert f'{broken}:29:11: backend: Node template "ghost" was not found in "backend".' in result.output
+
+
+def test_plan_json_with_inputs(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text("greeting: salut\n")
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--inputs", str(inputs)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["nodes"]["database"]["properties"]["greeting"] == "salut"
+
+
+def test_plan_with_bad_inputs_fails(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text("greeting: [1]\n")
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--inputs", str(inputs)])
+    assert result.exit_code == 1
+    assert "<inputs>: greeting: expected a string" in result.output
+
+
+def test_plan_dot_draws_topology_and_install_order() -> None:
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--format", "dot"])
+    assert result.exit_code == 0
+    assert '"frontend" -> "backend"' in result.output
+    assert "install wave 3" in result.output
+
+
+def test_plan_svg_needs_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--format", "svg"])
+    assert result.exit_code == 1
+    assert "apt-get install graphviz" in result.output
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_plan_svg() -> None:
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--format", "svg"])
+    assert result.exit_code == 0
+    assert "<svg" in result.output and "frontend" in result.output

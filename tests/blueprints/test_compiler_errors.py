@@ -1,0 +1,230 @@
+"""Every bad blueprint is a BlueprintError naming file:line:col and the entity, never another exception."""
+
+from __future__ import annotations
+
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tempano.blueprints import BlueprintError, compile, load
+
+HEADER = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "bp.yaml") -> Path:
+    """Write a blueprint: the TOSCA header on line 1, then ``text`` dedented (so line 2 is empty)."""
+    path = tmp_path / name
+    body = textwrap.dedent(text)
+    path.write_text(body if body.startswith("tosca_definitions_version") else HEADER + body)
+    return path
+
+
+def errors_of(path: Path, **kwargs: object) -> list[str]:
+    with pytest.raises(BlueprintError) as caught:
+        compile(load(path, **kwargs))  # type: ignore[arg-type]
+    return str(caught.value).splitlines()
+
+
+def test_duplicate_key_is_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              type: tosca.nodes.Root
+        """,
+    )
+    (line,) = errors_of(path)
+    assert line == f"{path}:7:7: duplicate key 'type' in this mapping; remove or rename one of them"
+
+
+def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "topology_template:\n  node_templates: [a\n")
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:4:1: YAML syntax error: did not find expected ',' or ']'")
+
+
+def test_billion_laughs_is_refused(tmp_path: Path) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        prev, cur = chr(96 + level), chr(97 + level)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    path = write(tmp_path, HEADER + "\n".join(lines) + "\n")
+    (line,) = errors_of(path)
+    assert "YAML aliases expand to more than" in line
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "a: &a [1, *a]\n")
+    assert "recursive" in errors_of(path)[0]
+
+
+def test_remote_import_refused_unless_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "imports:\n  - https://example.invalid/types.yaml\n")
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:3:5:")
+    assert "remote import 'https://example.invalid/types.yaml' refused" in line
+
+
+def test_unknown_node_type_is_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            web:
+              type: acme.nodes.Nope
+        """,
+    )
+    lines = errors_of(path)
+    assert any(line.startswith(f"{path}:6:7: web:") and "acme.nodes.Nope" in line for line in lines), lines
+
+
+def test_unknown_requirement_target_is_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            web:
+              type: tempano.nodes.Logger
+              requirements:
+                - dependency: ghost
+        """,
+    )
+    lines = errors_of(path)
+    assert any(line.startswith(f"{path}:") and "web" in line and "ghost" in line for line in lines), lines
+
+
+def test_dependency_cycle_names_the_cycle(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              requirements: [{dependency: b}]
+            b:
+              type: tempano.nodes.Logger
+              requirements: [{dependency: a}]
+        """,
+    )
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:7:7: a: the requirements form a dependency cycle: a -> b -> a")
+
+
+def test_get_attribute_on_unknown_node_is_a_compile_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+          outputs:
+            x:
+              value: { get_attribute: [ ghost, ip ] }
+        """,
+    )
+    lines = errors_of(path)
+    assert any("ghost" in line and line.startswith(f"{path}:") for line in lines), lines
+
+
+def test_get_property_of_unknown_property(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              interfaces:
+                Standard:
+                  create:
+                    implementation: builtin.log
+                    inputs:
+                      message: { get_property: [ SELF, colour ] }
+        """,
+    )
+    lines = errors_of(path)
+    # tosca-parser sees it first; the error is placed where the node writes the unknown name.
+    assert any(line.startswith(f"{path}:12:48: a:") and '"colour"' in line for line in lines), lines
+
+
+def test_missing_plugin_operation_and_artifact(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              interfaces:
+                Standard:
+                  create: builtin.no_such_operation
+                  configure: playbooks/missing.yaml
+        """,
+    )
+    lines = errors_of(path)
+    assert any(
+        line.startswith(f"{path}:9:11: a: Standard.create")
+        and "no installed plugin" in line
+        and "builtin.no_such_operation" in line
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith(f"{path}:10:11: a: Standard.configure") and "playbooks/missing.yaml" in line for line in lines
+    ), lines
+
+
+def test_tosca_parser_crash_becomes_blueprint_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        node_types:
+          my.T:
+            derived_from: tosca.nodes.Root
+            properties: [not, a, mapping]
+        topology_template:
+          node_templates:
+            a:
+              type: my.T
+        """,
+    )
+    assert errors_of(path)
+
+
+def test_tosca_parser_validation_error_is_located_at_the_entity(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              properties:
+                colour: red
+        """,
+    )
+    lines = errors_of(path)
+    assert any(line.startswith(f"{path}:7:7: a:") and "colour" in line for line in lines), lines
+
+
+def test_zip_slip_member_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.csar"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bp.yaml", HEADER)
+        zf.writestr("../../escape.sh", "echo owned")
+    (line,) = errors_of(archive)
+    assert "evil.csar" in line and "zip-slip" in line
+    assert not (tmp_path.parent / "escape.sh").exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    (line,) = errors_of(tmp_path / "nope.yaml")
+    assert "no such file" in line
