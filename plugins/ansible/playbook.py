@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -36,8 +37,12 @@ RESULT_EVENTS = {
     "runner_on_unreachable": "unreachable",
     "runner_on_skipped": "skipped",
 }
-# Lab servers get new host keys on every reinstall: never prompt, never remember them.
-SSH_ARGS = "-o ControlMaster=no -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+# Lab servers get new host keys on every reinstall: never prompt, never remember them. One ssh master per
+# host and run (its socket in the run's directory) is reused by every task, and closed when the run ends.
+SSH_ARGS = (
+    "-o ControlMaster=auto -o ControlPersist=120s -o StrictHostKeyChecking=no "
+    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+)
 
 
 @dataclass
@@ -149,6 +154,8 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
         "PATH": _search_path(),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_SSH_ARGS": SSH_ARGS,
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH": str(workdir / "cp" / "%%C"),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
@@ -156,6 +163,8 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
         # no ~/.ansible needed or touched: everything of the run lives (and dies) in its own directory
         "ANSIBLE_HOME": str(workdir / "home"),
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
+        # lab servers share the worker's files: keep their module temp files in the run's directory too
+        "ANSIBLE_REMOTE_TMP": str(workdir / "remote"),
         "ANSIBLE_CONFIG": str(workdir / "ansible.cfg"),
     }
     (workdir / "ansible.cfg").write_text("[defaults]\n")
@@ -178,6 +187,7 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
         status, rc = str(runner.status), runner.rc
         stdout = "" if progress.failed or progress.unreachable else _tail(runner)
     finally:
+        _close_masters(workdir / "cp")
         shutil.rmtree(workdir, ignore_errors=True)
     where = f"playbook {playbook.name} on {host}"
     if status == "canceled":
@@ -200,6 +210,19 @@ def run_playbook(ctx: OperationContext) -> dict[str, Any]:
         raise NonRetryableError(f"{where} failed (ansible-playbook exit {rc}): {stdout or 'no output'}")
     ctx.log("%s | PLAYBOOK %s | %s", host, playbook.name, _summary(progress.counts))
     return {"status": status, "tasks": dict(progress.counts)}
+
+
+def _close_masters(control_dir: Path) -> None:
+    """End the run's ssh master connections, so no ssh process outlives the operation."""
+    if not control_dir.exists():
+        return
+    for socket_path in control_dir.iterdir():
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "tempano-master"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
 
 
 def _tail(runner: Any) -> str:

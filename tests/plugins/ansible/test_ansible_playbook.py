@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tempano.plugins.ansible import plugin
+from tempano.plugins.ansible.inventory import extra_vars
+from tempano.plugins.ansible.playbook import RESERVED_INPUTS
 from tempano.plugins.contract import ConfigurationError, InstanceView, NonRetryableError, RetryableError
 from tempano.plugins.lab.testing import LabDeployment, relationship, tcp_probe
 from tempano.plugins.testing import LocalContext, instance
@@ -98,6 +100,7 @@ def test_a_playbook_sets_iptables_in_a_namespace_and_traffic_follows(
     namespace = client.attributes["namespace"]
     assert tcp_probe(namespace, address, 80) == "tempano vfw service"
     assert tcp_probe(namespace, address, 8080).startswith("error: timed out")  # dropped, not refused
+    assert not (Path.home() / ".ansible").exists()  # nothing written to the worker's home
 
 
 def test_a_failing_task_names_host_task_and_message(lab: LabDeployment, blueprint_dir: Path) -> None:
@@ -163,6 +166,17 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
     with pytest.raises(NonRetryableError, match=r"playbook slow.yaml on fw_1 was cancelled"):
         run_playbook(ctx)
     assert time.monotonic() - started < 20
+
+
+def test_extra_vars_merge_playbook_vars_under_inputs() -> None:
+    node = instance("app", properties={"playbook_vars": {"mode": "strict", "level": "1"}})
+    ctx = LocalContext(
+        node,
+        operation="configure",
+        deployment_id="d1",
+        inputs={"playbook": "p.yaml", "timeout": 5, "level": "2"},
+    )
+    assert extra_vars(ctx, RESERVED_INPUTS) == {"mode": "strict", "level": "2", "tempano_deployment": "d1"}
 
 
 def test_a_playbook_outside_the_blueprint_is_refused(tmp_path: Path, blueprint_dir: Path) -> None:

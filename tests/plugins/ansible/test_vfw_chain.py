@@ -7,6 +7,7 @@ update_rules flips it, and uninstall leaves nothing behind.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,20 @@ def configure(lab: LabDeployment, node: str, host: InstanceView, playbook: str, 
         blueprint_dir=VFW,
     )
     plugin.operations["playbook.run"](ctx)
+
+
+def output(blueprint: dict[str, Any], name: str, nodes: dict[str, InstanceView]) -> str:
+    """Evaluate one of the blueprint's outputs (strings, get_attribute and concat) against the instances."""
+
+    def value(expr: Any) -> str:
+        if isinstance(expr, dict) and "get_attribute" in expr:
+            node, attribute = expr["get_attribute"]
+            return str(nodes[node].attributes[attribute])
+        if isinstance(expr, dict) and "concat" in expr:
+            return "".join(value(part) for part in expr["concat"])
+        return str(expr)
+
+    return value(blueprint["topology_template"]["outputs"][name]["value"])
 
 
 def test_vfw_chain_passes_allowed_and_drops_denied_traffic(lab: LabDeployment) -> None:
@@ -82,6 +97,16 @@ def test_vfw_chain_passes_allowed_and_drops_denied_traffic(lab: LabDeployment) -
     assert inputs["allowed_tcp_ports"] == [80] and inputs["service_ports"] == [80, 8080]
     assert tcp_probe(namespace, server_ip, 80) == GREETING
     assert tcp_probe(namespace, server_ip, 8080).startswith("error: timed out")
+
+    nodes = {"client": client, "server_port": server_port}
+    check = subprocess.run(
+        ["bash", "-c", output(blueprint, "check_command", nodes)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.stdout.splitlines() == [f"port 80: {GREETING}", "port 8080: dropped"], check.stderr
 
     # day 2: the firewall now lets 8080 through and drops 80
     configure(lab, "firewall_app", firewall, "playbooks/update_rules.yaml", allowed_tcp_ports=[8080])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tempano.plugins.contract import NonRetryableError
+from tempano.plugins.contract import InstanceView, NonRetryableError
 from tempano.plugins.lab import _naming, _veth, leftovers
 from tempano.plugins.lab._system import pid_alive
 from tempano.plugins.lab.testing import LabDeployment
@@ -214,3 +214,28 @@ def test_without_privileges_create_fails_at_once_with_a_sentence(lab_dir: Path) 
     )
     assert "needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN)" in done.stdout, done.stderr
     assert "uid 65534" in done.stdout
+
+
+def test_parallel_creates_share_the_management_network_safely(lab: LabDeployment) -> None:
+    """The engine creates servers at the same time: one bridge, distinct addresses, all reachable."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tempano.plugins.lab.testing import HIERARCHY, SERVER
+    from tempano.plugins.testing import instance
+
+    servers = [instance(f"s{i}", type=SERVER, type_hierarchy=HIERARCHY[SERVER]) for i in range(4)]
+    for server in servers:
+        lab.created.append(("server", server, ()))
+
+    def install(server: InstanceView) -> None:
+        lab.call("server.create", server, "create")
+        lab.call("server.start", server, "start")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(install, servers))
+
+    addresses = {s.attributes["ip"] for s in servers}
+    assert len(addresses) == 4
+    assert len({s.attributes["mgmt_bridge"] for s in servers}) == 1
+    for address in addresses:
+        assert sh("ping", "-c", "1", "-W", "2", address).returncode == 0
