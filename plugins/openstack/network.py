@@ -12,7 +12,7 @@ from typing import Any
 
 from openstack import exceptions as sdk
 
-from tempano.plugins.contract import ConfigurationError, OperationContext
+from tempano.plugins.contract import ConfigurationError, OperationContext, PluginError
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
 from tempano.plugins.openstack._support import Op, find_or_fail, ignore_missing_get, maybe, op, target_id
@@ -174,12 +174,10 @@ def _add_rules(o: Op, group_id: str) -> None:
         try:
             with o.call(f"add rule {attrs} to"):
                 network.create_security_group_rule(**attrs)
-        except sdk.ConflictException:
-            pass  # the rule exists already (a previous attempt made it): rules are a set
-
-
-def _rule_conflict(exc: BaseException) -> bool:
-    return isinstance(exc.__cause__, sdk.ConflictException)
+        except PluginError as exc:
+            # the rule exists already (a previous attempt made it): rules are a set, go on with the others
+            if not isinstance(exc.__cause__, sdk.ConflictException):
+                raise
 
 
 @plugin.operation("security_group.create")
@@ -195,11 +193,7 @@ def create_security_group(ctx: OperationContext) -> dict[str, Any]:
         lambda: {"name": o.where.name, "description": ctx.properties.get("description") or ""},
     )
     if o.external_id() is None:
-        try:
-            _add_rules(o, group.id)
-        except Exception as exc:
-            if not _rule_conflict(exc):
-                raise
+        _add_rules(o, group.id)
     return _outputs(ctx, id=group.id, name=group.name)
 
 

@@ -289,3 +289,21 @@ def test_a_floating_ip_in_use_is_never_taken(cloud: OpenStackEmulator, runner: O
     runner.run("floating_ip.delete", taker)
     [still] = cloud.snapshot()["floatingip"]
     assert still["id"] == pre["id"] and still["port_id"] is None
+
+
+def test_a_retried_security_group_create_skips_existing_rules_and_adds_the_rest(
+    cloud: OpenStackEmulator, runner: OperationRunner
+) -> None:
+    ssh = {"protocol": "tcp", "port_range_min": 22, "port_range_max": 22}
+    web = {"protocol": "tcp", "port_range_min": 443, "port_range_max": 443}
+    runner.run("security_group.create", node("sg", types.SECURITY_GROUP, rules=[ssh]))
+    # the retry of an attempt that died after the first rule: the first exists, the second is still missing
+    runner.run(
+        "security_group.create", node("sg", types.SECURITY_GROUP, rules=[ssh, web, {"protocol": "icmp"}])
+    )
+    [group] = cloud.snapshot()["security_group"][1:]
+    ingress = sorted(
+        str(r["port_range_min"]) for r in group["security_group_rules"] if r["direction"] == "ingress"
+    )
+    assert ingress == ["22", "443", "None"]
+    assert cloud.created["security_group"] == 1
