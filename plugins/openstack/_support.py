@@ -71,6 +71,27 @@ class Op:
     def wait_timeout(self) -> float:
         return float(self.properties.get("wait_timeout", 900.0))
 
+    def _proxy(self, service: str) -> Any:
+        # the first use of a service authenticates and reads the catalog: its failures need the same sentences
+        with self.call(f"reach the {service} service for"):
+            return getattr(self.conn, service)
+
+    @property
+    def compute(self) -> Any:
+        return self._proxy("compute")
+
+    @property
+    def network(self) -> Any:
+        return self._proxy("network")
+
+    @property
+    def image(self) -> Any:
+        return self._proxy("image")
+
+    @property
+    def block_storage(self) -> Any:
+        return self._proxy("block_storage")
+
     def call(self, action: str) -> Any:
         """Context manager translating SDK errors for ``action`` on this resource."""
         return calling(self.where, action)

@@ -73,7 +73,7 @@ def nfv_extra_specs(properties: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _flavor_id(o: Op) -> str:
-    compute = o.conn.compute
+    compute = o.compute
     specs = nfv_extra_specs(o.properties)
     ref = o.properties.get("flavor")
     if ref:
@@ -120,7 +120,7 @@ def _flavor_id(o: Op) -> str:
 
 
 def _nics(o: Op) -> list[dict[str, str]] | str:
-    network = o.conn.network
+    network = o.network
     nics: list[dict[str, str]] = []
     for item in o.properties.get("networks") or []:
         if item.get("port"):
@@ -149,7 +149,7 @@ def _server_attrs(o: Op) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "name": o.where.name,
         "flavor_id": _flavor_id(o),
-        "image_id": find_or_fail(o, "image", str(image_ref), o.conn.image.find_image).id,
+        "image_id": find_or_fail(o, "image", str(image_ref), o.image.find_image).id,
         "networks": _nics(o),
         "metadata": {
             **{str(k): str(v) for k, v in (props.get("metadata") or {}).items()},
@@ -171,7 +171,7 @@ def _server_attrs(o: Op) -> dict[str, Any]:
     hints = {str(k): v for k, v in (props.get("scheduler_hints") or {}).items()}
     groups = [str(t.attributes["id"]) for t in ctx.targets(node_type=types.SERVER_GROUP) if t.attributes.get("id")]
     if props.get("server_group"):
-        group = find_or_fail(o, "server group", str(props["server_group"]), o.conn.compute.find_server_group)
+        group = find_or_fail(o, "server group", str(props["server_group"]), o.compute.find_server_group)
         groups.insert(0, str(group.id))
     if groups:
         hints["group"] = groups[0]
@@ -184,7 +184,7 @@ def _discard_failed(o: Op, server: Any) -> None:
     """Delete a server a previous attempt left in ERROR, wait until it is gone, and drop it from the
     ledger."""
     o.ctx.log("deleting %s %s left in ERROR by a previous attempt before booting anew", o.where, server.id)
-    compute = o.conn.compute
+    compute = o.compute
     with o.call(f"delete the ERROR server {server.id} of"):
         compute.delete_server(server.id, ignore_missing=True)
     o.wait_gone(server.id, ignore_missing_get(compute.get_server))
@@ -192,7 +192,7 @@ def _discard_failed(o: Op, server: Any) -> None:
 
 
 def _adopt_or_boot(o: Op) -> tuple[Any, bool]:
-    compute = o.conn.compute
+    compute = o.compute
     return o.adopt_or_create(
         get=ignore_missing_get(compute.get_server),
         find_mine=lambda: list(compute.servers(details=True, tags=o.tag)),
@@ -235,7 +235,7 @@ def create_server(ctx: OperationContext) -> dict[str, Any]:
     ready = {"ACTIVE", "SHUTOFF"} if external else {"ACTIVE"}
     server = o.wait_for(
         server.id,
-        ignore_missing_get(o.conn.compute.get_server),
+        ignore_missing_get(o.compute.get_server),
         ready=ready,
         failed={"ERROR"},
         stage="ACTIVE",
@@ -265,7 +265,7 @@ def _server_id(o: Op) -> str:
 
 def _power(ctx: OperationContext, action: str, wanted: str, from_status: str) -> dict[str, Any]:
     o = op(ctx, "server")
-    compute = o.conn.compute
+    compute = o.compute
     with o.call("read the state of"):
         server = compute.get_server(_server_id(o))
     if o.external_id() is None and server.status == from_status:
@@ -295,7 +295,7 @@ def stop_server(ctx: OperationContext) -> dict[str, Any]:
 def delete_server(ctx: OperationContext) -> None:
     """Delete the servers (and the NFV flavor) the ledger holds, waiting until they are gone."""
     o = op(ctx, "server")
-    compute = o.conn.compute
+    compute = o.compute
     o.delete_recorded(lambda i: compute.delete_server(i, ignore_missing=True), ignore_missing_get(compute.get_server))
     op(ctx, "flavor").delete_recorded(lambda i: compute.delete_flavor(i, ignore_missing=True))
 
@@ -306,7 +306,7 @@ def check_server(ctx: OperationContext) -> dict[str, Any]:
     o = op(ctx, "server")
     server_id = _server_id(o)
     with o.call("check the health of"):
-        server = ignore_missing_get(o.conn.compute.get_server)(server_id)
+        server = ignore_missing_get(o.compute.get_server)(server_id)
     if server is None:
         return {"healthy": False, "reason": f"{o.where} ({server_id}) no longer exists"}
     if server.status != "ACTIVE":
@@ -328,7 +328,7 @@ def create_keypair(ctx: OperationContext) -> dict[str, Any]:
     """Register the ``public_key`` under the node's name (a name tempano did not derive is never taken
     over)."""
     o = op(ctx, "keypair")
-    compute = o.conn.compute
+    compute = o.compute
     public_key = str(ctx.properties.get("public_key") or "").strip()
     if not public_key and o.external_id() is None:
         raise ConfigurationError(f"{o.where} needs a `public_key` (tempano does not keep generated private keys)")
@@ -362,14 +362,14 @@ def create_keypair(ctx: OperationContext) -> dict[str, Any]:
 def delete_keypair(ctx: OperationContext) -> None:
     """Delete the key pair the ledger holds."""
     o = op(ctx, "keypair")
-    o.delete_recorded(lambda i: o.conn.compute.delete_keypair(i, ignore_missing=True))
+    o.delete_recorded(lambda i: o.compute.delete_keypair(i, ignore_missing=True))
 
 
 @plugin.operation("server_group.create")
 def create_server_group(ctx: OperationContext) -> dict[str, Any]:
     """A server group with the ``policy`` (affinity, anti-affinity, soft-affinity, soft-anti-affinity)."""
     o = op(ctx, "server_group")
-    compute = o.conn.compute
+    compute = o.compute
     policy = str(ctx.properties.get("policy", "anti-affinity"))
     name = default_name(ctx)
     group, _ = o.adopt_or_create(
@@ -389,7 +389,7 @@ def create_server_group(ctx: OperationContext) -> dict[str, Any]:
 def delete_server_group(ctx: OperationContext) -> None:
     """Delete the server group the ledger holds."""
     o = op(ctx, "server_group")
-    o.delete_recorded(lambda i: o.conn.compute.delete_server_group(i, ignore_missing=True))
+    o.delete_recorded(lambda i: o.compute.delete_server_group(i, ignore_missing=True))
 
 
 # -- volume attachments (relationship operations: source = server, target = volume)
@@ -415,7 +415,7 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
     ``in-use``."""
     o = op(ctx, "volume_attachment")
     server_id, volume_id = _attachment_ends(ctx)
-    compute, storage = o.conn.compute, o.conn.block_storage
+    compute, storage = o.compute, o.block_storage
     resource_id = f"{server_id}/{volume_id}"
     with o.call(f"list the attachments of server {server_id} for"):
         existing = [a for a in compute.volume_attachments(server_id) if a.volume_id == volume_id]
@@ -434,7 +434,7 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
 def detach_volume(ctx: OperationContext) -> None:
     """Detach what :func:`attach_volume` recorded and wait until the volume is ``available`` again."""
     o = op(ctx, "volume_attachment")
-    compute, storage = o.conn.compute, o.conn.block_storage
+    compute, storage = o.compute, o.block_storage
     for entry in o.ctx.resources("volume_attachment"):
         server_id, _, volume_id = entry.resource_id.partition("/")
         with o.call(f"detach volume {volume_id} from server {server_id} for"):

@@ -12,7 +12,7 @@ from typing import Any
 
 from openstack import exceptions as sdk
 
-from tempano.plugins.contract import ConfigurationError, OperationContext
+from tempano.plugins.contract import ConfigurationError, OperationContext, PluginError
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
 from tempano.plugins.openstack._support import Op, find_or_fail, ignore_missing_get, maybe, op, target_id
@@ -20,7 +20,7 @@ from tempano.plugins.openstack._support import Op, find_or_fail, ignore_missing_
 
 def _ensure(o: Op, sdk_name: str, plural: str, attrs: Callable[[], dict[str, Any]]) -> Any:
     """Adopt or create one Neutron object of this operation, tagged with its idempotency tag."""
-    network = o.conn.network
+    network = o.network
     obj, _ = o.adopt_or_create(
         get=ignore_missing_get(getattr(network, f"get_{sdk_name}")),
         find_mine=lambda: list(getattr(network, plural)(tags=o.tag)),
@@ -35,7 +35,7 @@ def _ensure(o: Op, sdk_name: str, plural: str, attrs: Callable[[], dict[str, Any
 
 
 def _delete(o: Op, sdk_name: str) -> None:
-    delete = getattr(o.conn.network, f"delete_{sdk_name}")
+    delete = getattr(o.network, f"delete_{sdk_name}")
     o.delete_recorded(lambda i: delete(i, ignore_missing=True))
 
 
@@ -53,7 +53,7 @@ def _one_target(ctx: OperationContext, node_type: str) -> str | None:
 def _network_id(o: Op) -> str:
     ref = o.properties.get("network")
     if ref:
-        return str(find_or_fail(o, "network", str(ref), o.conn.network.find_network).id)
+        return str(find_or_fail(o, "network", str(ref), o.network.find_network).id)
     related = _one_target(o.ctx, types.NETWORK)
     if related is None:
         raise ConfigurationError(f"{o.where} needs a network: a `network` property or a relationship to a Network")
@@ -152,7 +152,7 @@ def delete_subnet(ctx: OperationContext) -> None:
 
 
 def _add_rules(o: Op, group_id: str) -> None:
-    network = o.conn.network
+    network = o.network
     for rule in o.properties.get("rules") or []:
         attrs = {
             "security_group_id": group_id,
@@ -172,12 +172,10 @@ def _add_rules(o: Op, group_id: str) -> None:
         try:
             with o.call(f"add rule {attrs} to"):
                 network.create_security_group_rule(**attrs)
-        except sdk.ConflictException:
-            pass  # the rule exists already (a previous attempt made it): rules are a set
-
-
-def _rule_conflict(exc: BaseException) -> bool:
-    return isinstance(exc.__cause__, sdk.ConflictException)
+        except PluginError as exc:
+            # the rule exists already (a previous attempt made it): rules are a set, go on with the others
+            if not isinstance(exc.__cause__, sdk.ConflictException):
+                raise
 
 
 @plugin.operation("security_group.create")
@@ -193,11 +191,7 @@ def create_security_group(ctx: OperationContext) -> dict[str, Any]:
         lambda: {"name": o.where.name, "description": ctx.properties.get("description") or ""},
     )
     if o.external_id() is None:
-        try:
-            _add_rules(o, group.id)
-        except Exception as exc:
-            if not _rule_conflict(exc):
-                raise
+        _add_rules(o, group.id)
     return _outputs(ctx, id=group.id, name=group.name)
 
 
@@ -217,7 +211,7 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
     direct)."""
     o = op(ctx, "port")
     props = ctx.properties
-    network = o.conn.network
+    network = o.network
 
     def attrs() -> dict[str, Any]:
         values: dict[str, Any] = {"name": o.where.name, "network_id": _network_id(o)}
@@ -282,7 +276,7 @@ def create_router(ctx: OperationContext) -> dict[str, Any]:
     """A router with a gateway on ``external_network`` and an interface on each related or listed subnet."""
     o = op(ctx, "router")
     props = ctx.properties
-    network = o.conn.network
+    network = o.network
 
     def attrs() -> dict[str, Any]:
         values: dict[str, Any] = {"name": o.where.name}
@@ -319,7 +313,7 @@ def delete_router(ctx: OperationContext) -> None:
         router_id, _, subnet_id = entry.resource_id.partition("/")
         try:
             with o.call(f"remove the interface on subnet {subnet_id} from"):
-                o.conn.network.remove_interface_from_router(router_id, subnet=subnet_id)
+                o.network.remove_interface_from_router(router_id, subnet=subnet_id)
         except Exception as exc:
             if not isinstance(exc.__cause__, sdk.NotFoundException):
                 raise
@@ -334,14 +328,14 @@ def delete_router(ctx: OperationContext) -> None:
 def _wanted_port(o: Op) -> str | None:
     port = o.properties.get("port")
     if port:
-        return str(find_or_fail(o, "port", str(port), o.conn.network.find_port).id)
+        return str(find_or_fail(o, "port", str(port), o.network.find_port).id)
     related = _one_target(o.ctx, types.PORT)
     if related:
         return related
     server = _one_target(o.ctx, types.SERVER)
     if server:
         with o.call(f"list the ports of server {server} for"):
-            ports = list(o.conn.network.ports(device_id=server))
+            ports = list(o.network.ports(device_id=server))
         if not ports:
             raise ConfigurationError(f"{o.where} is related to server {server}, which has no port to put it on")
         return str(ports[0].id)
@@ -355,7 +349,7 @@ def create_floating_ip(ctx: OperationContext) -> dict[str, Any]:
     the related port or server. An address already in use by another port is never taken."""
     o = op(ctx, "floating_ip")
     props = ctx.properties
-    network = o.conn.network
+    network = o.network
     port_id = _wanted_port(o)
     address = props.get("floating_ip_address")
     fip = None
@@ -396,7 +390,7 @@ def create_floating_ip(ctx: OperationContext) -> dict[str, Any]:
 def delete_floating_ip(ctx: OperationContext) -> None:
     """Detach the addresses tempano associated, release those it allocated (adopted ones stay allocated)."""
     o = op(ctx, "floating_ip")
-    network = o.conn.network
+    network = o.network
     for entry in ctx.resources("floating_ip_association"):
         fip_id, _, port_id = entry.resource_id.partition("/")
         with o.call(f"disassociate {fip_id} from port {port_id} of"):

@@ -11,7 +11,7 @@ from tempano.plugins.openstack.compute import scalar_size
 
 
 def _adopt_or_create(o: Op) -> Any:
-    storage = o.conn.block_storage
+    storage = o.block_storage
     props = o.properties
 
     def attrs() -> dict[str, Any]:
@@ -48,7 +48,7 @@ def create_volume(ctx: OperationContext) -> dict[str, Any]:
     """A volume of ``size``; waits until it is ``available`` (a volume left in ``error`` is replaced on "
     "retry)."""
     o = op(ctx, "volume")
-    storage = o.conn.block_storage
+    storage = o.block_storage
     get = ignore_missing_get(storage.get_volume)
     volume = _adopt_or_create(o)
     if volume.status == "error" and o.external_id() is None:
@@ -71,7 +71,7 @@ def create_volume(ctx: OperationContext) -> dict[str, Any]:
 def delete_volume(ctx: OperationContext) -> None:
     """Delete the volume the ledger holds, once it is detached (an attached one makes the attempt retry)."""
     o = op(ctx, "volume")
-    storage = o.conn.block_storage
+    storage = o.block_storage
     get = ignore_missing_get(storage.get_volume)
     for entry in ctx.resources("volume"):
         if not entry.external:
