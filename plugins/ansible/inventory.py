@@ -86,9 +86,7 @@ def extra_vars(ctx: OperationContext, reserved: Mapping[str, Any]) -> dict[str, 
     """The node's ``playbook_vars`` property, overridden by every operation input not the plugin's own."""
     defaults = ctx.properties.get("playbook_vars") or {}
     if not isinstance(defaults, Mapping):
-        raise ConfigurationError(
-            f"{ctx.instance.id}: the playbook_vars property must be a map, not {defaults!r}"
-        )
+        raise ConfigurationError(f"{ctx.instance.id}: the playbook_vars property must be a map, not {defaults!r}")
     found = {**defaults, **{name: value for name, value in ctx.inputs.items() if name not in reserved}}
     found.setdefault("tempano_deployment", ctx.deployment_id)
     return found

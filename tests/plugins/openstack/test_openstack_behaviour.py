@@ -29,9 +29,7 @@ node = partial(openstack_node, cloud="east")
 
 def server_node(name: str = "vdu", **properties: Any) -> InstanceView:
     """A server node booting cirros on m1.tiny unless told otherwise."""
-    return node(
-        name, types.SERVER, "tosca.nodes.Compute", **{"flavor": "m1.tiny", "image": "cirros", **properties}
-    )
+    return node(name, types.SERVER, "tosca.nodes.Compute", **{"flavor": "m1.tiny", "image": "cirros", **properties})
 
 
 def test_second_create_with_the_same_key_adopts(cloud: OpenStackEmulator, runner: OperationRunner) -> None:
@@ -59,9 +57,7 @@ def test_faults_and_latency_retried_like_the_engine_end_with_one_of_each(
     cloud.faults.latency = 0.003
     net = node("net", types.NETWORK)
     subnet = node("subnet", types.SUBNET, cidr="10.1.0.0/24")
-    group = node(
-        "sg", types.SECURITY_GROUP, rules=[{"protocol": "tcp", "port_range_min": 80, "port_range_max": 80}]
-    )
+    group = node("sg", types.SECURITY_GROUP, rules=[{"protocol": "tcp", "port_range_min": 80, "port_range_max": 80}])
     port = node("port", types.PORT)
     router = node("router", types.ROUTER, external_network="public")
     servers = [server_node(f"vdu{i}") for i in range(4)]
@@ -182,9 +178,7 @@ def test_a_retry_after_a_crash_during_build_adopts_the_server_from_the_heartbeat
     assert cloud.created["server"] == 1
 
 
-def test_use_external_resource_adopts_and_never_deletes(
-    cloud: OpenStackEmulator, runner: OperationRunner
-) -> None:
+def test_use_external_resource_adopts_and_never_deletes(cloud: OpenStackEmulator, runner: OperationRunner) -> None:
     public = cloud.find("network", name="public")[0]
     external_net = node("ext", types.NETWORK, use_external_resource=True, resource_id="public")
     runner.run("network.create", external_net)
@@ -203,9 +197,7 @@ def test_use_external_resource_adopts_and_never_deletes(
     assert cloud.find("server", id=existing["id"])[0]["status"] == "ACTIVE"
     assert cloud.find("network", id=public["id"])
     with pytest.raises(ResourceNotFound, match="does not exist on cloud 'east'"):
-        runner.run(
-            "network.create", node("gone", types.NETWORK, use_external_resource=True, resource_id="nope")
-        )
+        runner.run("network.create", node("gone", types.NETWORK, use_external_resource=True, resource_id="nope"))
 
 
 def test_two_clouds_in_one_clouds_yaml_serve_two_nodes(
@@ -282,9 +274,7 @@ def test_a_floating_ip_in_use_is_never_taken(cloud: OpenStackEmulator, runner: O
     keeper = OperationRunner()
     keeper.run("floating_ip.create", node("pre", types.FLOATING_IP, floating_network="public"))
     [pre] = cloud.snapshot()["floatingip"]
-    taker = node(
-        "fip3", types.FLOATING_IP, floating_network="public", floating_ip_address=pre["floating_ip_address"]
-    )
+    taker = node("fip3", types.FLOATING_IP, floating_network="public", floating_ip_address=pre["floating_ip_address"])
     runner.run("floating_ip.create", taker, relationships=(rel(second),))
     runner.run("floating_ip.delete", taker)
     [still] = cloud.snapshot()["floatingip"]
@@ -298,12 +288,8 @@ def test_a_retried_security_group_create_skips_existing_rules_and_adds_the_rest(
     web = {"protocol": "tcp", "port_range_min": 443, "port_range_max": 443}
     runner.run("security_group.create", node("sg", types.SECURITY_GROUP, rules=[ssh]))
     # the retry of an attempt that died after the first rule: the first exists, the second is still missing
-    runner.run(
-        "security_group.create", node("sg", types.SECURITY_GROUP, rules=[ssh, web, {"protocol": "icmp"}])
-    )
+    runner.run("security_group.create", node("sg", types.SECURITY_GROUP, rules=[ssh, web, {"protocol": "icmp"}]))
     [group] = cloud.snapshot()["security_group"][1:]
-    ingress = sorted(
-        str(r["port_range_min"]) for r in group["security_group_rules"] if r["direction"] == "ingress"
-    )
+    ingress = sorted(str(r["port_range_min"]) for r in group["security_group_rules"] if r["direction"] == "ingress")
     assert ingress == ["22", "443", "None"]
     assert cloud.created["security_group"] == 1

@@ -56,9 +56,7 @@ def test_password_auth_gives_a_token_and_a_catalog_and_refuses_a_wrong_password(
 def test_quota_refusals_use_each_service_s_format(emulator: OpenStackEmulator) -> None:
     headers = {"X-Auth-Token": token(emulator).headers["X-Subject-Token"]}
     emulator.faults.quotas = {"network": 1, "server": 0}  # the seeded public network fills the quota
-    neutron = httpx.post(
-        f"{emulator.url}/network/v2.0/networks", json={"network": {"name": "n"}}, headers=headers
-    )
+    neutron = httpx.post(f"{emulator.url}/network/v2.0/networks", json={"network": {"name": "n"}}, headers=headers)
     assert neutron.status_code == 409
     assert neutron.json()["NeutronError"]["type"] == "OverQuota"
     server = {"server": {"name": "s", "flavorRef": "x", "imageRef": "y"}}
@@ -71,8 +69,7 @@ def test_injected_errors_follow_the_rate_and_some_land_after_the_effect(emulator
     emulator.faults.error_rate = 0.3
     with httpx.Client(base_url=emulator.url, headers=headers) as client:
         statuses = [
-            client.post("/network/v2.0/networks", json={"network": {"name": f"n{i}"}}).status_code
-            for i in range(200)
+            client.post("/network/v2.0/networks", json={"network": {"name": f"n{i}"}}).status_code for i in range(200)
         ]
     failed = sum(1 for s in statuses if s >= 500)
     assert 30 <= failed <= 90 and failed == emulator.injected_errors

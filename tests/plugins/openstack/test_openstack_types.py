@@ -33,9 +33,7 @@ def implementations(definitions: dict[str, Any]) -> list[str]:
 def test_every_implementation_is_an_operation_of_the_plugin() -> None:
     names = implementations(TYPES)
     assert len(names) >= 25
-    assert [
-        n for n in names if n.partition(".")[2] not in plugin.operations or not n.startswith("openstack.")
-    ] == []
+    assert [n for n in names if n.partition(".")[2] not in plugin.operations or not n.startswith("openstack.")] == []
 
 
 def test_the_types_and_the_example_parse_with_tosca_parser(tmp_path: Path) -> None:
@@ -75,9 +73,7 @@ class MiniEngine:
         self.templates: dict[str, Any] = topology["node_templates"]
         self.types = yaml.safe_load((ROOT / "types" / "openstack.yaml").read_text())["node_types"]
         self.instances = {name: self._instance(name, t) for name, t in self.templates.items()}
-        graph = {
-            name: [self._target(r) for r in t.get("requirements", [])] for name, t in self.templates.items()
-        }
+        graph = {name: [self._target(r) for r in t.get("requirements", [])] for name, t in self.templates.items()}
         self.order = list(graphlib.TopologicalSorter(graph).static_order())
         self.runner = OperationRunner()
 
@@ -116,18 +112,14 @@ class MiniEngine:
         return op["implementation"].partition(".")[2] if op else None
 
     def _attachments(self, name: str) -> list[str]:
-        return [
-            t for r in self.templates[name].get("requirements", []) for k, t in r.items() if k == "volume"
-        ]
+        return [t for r in self.templates[name].get("requirements", []) for k, t in r.items() if k == "volume"]
 
     def install(self) -> None:
         for name in self.order:
             for lifecycle in ("create", "start"):
                 operation = self._operation(name, lifecycle)
                 if operation:
-                    self.runner.retrying(
-                        operation, self.instances[name], relationships=self._relationships(name)
-                    )
+                    self.runner.retrying(operation, self.instances[name], relationships=self._relationships(name))
             for volume in self._attachments(name):
                 server, disk = self.instances[name], self.instances[volume]
                 self.runner.retrying("volume.attach", server, source=server, target=disk)
