@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from tempano.api.settings import Settings
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
+from tempano.plugins.registry import PluginRegistry
 from tempano.store import (
     BlueprintRecord,
     Conflict,
@@ -93,10 +94,14 @@ def check_id(kind: str, value: str) -> str:
 class Tempano:
     """tempano's operations over a store and a Temporal client."""
 
-    def __init__(self, settings: Settings, client: Client, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Client, store: Store | None = None, *, plugins: PluginRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
         self.store: Store = store if store is not None else settings.store
+        self.plugins = plugins
+        """The plugins blueprints are checked against (default: the installed ones)."""
 
     # ---------------------------------------------------------------- blueprints
 
@@ -112,7 +117,11 @@ class Tempano:
         except NotFound:
             pass
         blueprint = load(path)
-        plan = compile_blueprint(blueprint)
+        plan = (
+            compile_blueprint(blueprint)
+            if self.plugins is None
+            else compile_blueprint(blueprint, has_operation=self.plugins.has)
+        )
         target = self.settings.blueprints_dir / blueprint_id
         if target.exists():
             shutil.rmtree(target)
