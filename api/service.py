@@ -10,11 +10,11 @@ import contextlib
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -28,6 +28,7 @@ from tempano.store import (
     BlueprintRecord,
     Conflict,
     DeploymentRecord,
+    EventRecord,
     ExecutionRecord,
     NotFound,
     Store,
@@ -48,6 +49,7 @@ from tempano.workflows.models import (
     ExecutionRef,
     QueuePolicy,
     StartExecutionRequest,
+    TerminateNotice,
 )
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -242,6 +244,80 @@ class Tempano:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
         return result
+
+    async def terminate_execution(self, execution_id: str, reason: str = "") -> None:
+        """The admin escape: ends the execution's workflow at once, without cancelling its operations
+        gracefully. The deployment workflow records it as ``terminated`` and marks the instances it left in a
+        transitional state (creating, configuring...) as ``error``; resume, heal or uninstall from there."""
+        execution = self.store.get_execution(execution_id)
+        if execution.status in TERMINAL:
+            raise ServiceError(f"execution {execution_id} has ended already ({execution.status})", status=409)
+        reason = reason or "no reason given"
+        try:
+            await self.deployment_handle(execution.deployment_id).signal(
+                "terminating", TerminateNotice(execution_id=execution_id, reason=reason)
+            )
+            await self.client.get_workflow_handle(execution.workflow_id).terminate(reason=reason)
+        except RPCError as e:
+            raise ServiceError(f"execution {execution_id} cannot be terminated: {e.message}", status=409) from None
+
+    async def execution_progress(self, execution_id: str) -> dict[str, Any]:
+        """What a running execution waits on: its current details, the operations in flight and, from Temporal,
+        each pending activity's attempt, last heartbeat and last failure."""
+        from tempano.workflows.models import ProgressView
+
+        execution = self.store.get_execution(execution_id)
+        out: dict[str, Any] = {"execution_id": execution_id, "status": execution.status, "error": execution.error}
+        handle = self.client.get_workflow_handle(execution.workflow_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as e:
+            out["details"] = f"no workflow {execution.workflow_id} on the Temporal server ({e.message})"
+            return out
+        if execution.status not in TERMINAL:
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+                view: ProgressView = await handle.query("progress", result_type=ProgressView)
+                out["details"] = view.details
+                out["waiting_on"] = list(view.waiting_on)
+        out["pending"] = [
+            {
+                "activity_id": p.activity_id,
+                "activity": p.activity_type.name,
+                "state": p.state,
+                "attempt": p.attempt,
+                "last_heartbeat": p.last_heartbeat_time.ToDatetime().isoformat()
+                if p.HasField("last_heartbeat_time")
+                else None,
+                "last_failure": p.last_failure.message or None,
+            }
+            for p in desc.raw_description.pending_activities
+        ]
+        return out
+
+    async def follow_events(
+        self, execution_id: str, *, poll: float = 0.5, timeout: float = 3600.0
+    ) -> AsyncIterator[EventRecord]:
+        """The execution's lifecycle events, those recorded so far and then live, until it ends."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        after = 0
+        while True:
+            try:
+                ended = self.store.get_execution(execution_id).status in TERMINAL
+            except NotFound:
+                ended = False  # queued behind another execution: not recorded yet
+            for event in self.store.events(execution_id=execution_id, after_id=after, limit=1000):
+                after = event.id
+                yield event
+            if ended:
+                # The events of the end were written before the status: one last read catches stragglers.
+                for event in self.store.events(execution_id=execution_id, after_id=after, limit=100_000):
+                    after = event.id
+                    yield event
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"execution {execution_id} still running after {timeout:.0f}s")
+            await asyncio.sleep(poll)
 
     async def wait_execution(self, execution_id: str, *, timeout: float = 600.0, poll: float = 0.2) -> ExecutionRecord:
         """Waits until the execution ends (it may still be queued behind another)."""

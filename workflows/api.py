@@ -280,7 +280,15 @@ class WorkflowContext:
                         running[asyncio.ensure_future(coro)] = name
             if not running:
                 break
-            finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            try:
+                finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Waiting does not cancel what is awaited: pass the cancellation on to the running steps, and
+                # wait until their operations have stopped, so the execution ends with a consistent store.
+                for fut in running:
+                    fut.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                raise
             for fut in finished:
                 name = running.pop(fut)
                 try:

@@ -73,6 +73,11 @@ class CancelRequest(_Model):
     execution_id: str
 
 
+class TerminateNotice(_Model):
+    execution_id: str
+    reason: str
+
+
 # ---------------------------------------------------------------- execution workflow
 
 
