@@ -198,15 +198,25 @@ async def engine(settings: Settings, client: Client, store: Store, rec: Recorder
 
 
 @pytest.fixture
-def deploy(engine: Tempano) -> Callable[[str], Awaitable[None]]:
-    """Uploads the flows blueprint (once) and creates and installs a deployment of it."""
+def create(engine: Tempano) -> Callable[[str], Awaitable[None]]:
+    """Uploads the flows blueprint (once) and creates a deployment of it."""
 
-    async def install(deployment: str) -> None:
+    async def create(deployment: str) -> None:
         try:
             engine.store.get_blueprint("flows")
         except LookupError:
             engine.upload_blueprint("flows", FLOWS)
         await engine.create_deployment(deployment, "flows")
+
+    return create
+
+
+@pytest.fixture
+def deploy(engine: Tempano, create: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """Creates and installs a deployment of the flows blueprint."""
+
+    async def install(deployment: str) -> None:
+        await create(deployment)
         execution = await engine.run(deployment, "install", timeout=120)
         assert execution.status == "succeeded", execution.error
 

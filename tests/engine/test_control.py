@@ -4,25 +4,17 @@ terminate (the admin escape) and what the store says after it, and what a runnin
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from tempano.api.service import Tempano
 
-from .conftest import FLOWS  # noqa: TID252
-
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+Create = Callable[[str], Awaitable[None]]
 TRANSITIONAL = {"creating", "configuring", "starting", "stopping", "deleting"}
-
-
-async def create(engine: Tempano, deployment: str) -> None:
-    try:
-        engine.store.get_blueprint("flows")
-    except LookupError:
-        engine.upload_blueprint("flows", FLOWS)
-    await engine.create_deployment(deployment, "flows")
 
 
 async def wait_status(engine: Tempano, execution_id: str, status: str, timeout: float = 90) -> None:
@@ -33,8 +25,8 @@ async def wait_status(engine: Tempano, execution_id: str, status: str, timeout: 
         await asyncio.sleep(0.2)
 
 
-async def test_cancel_is_graceful_and_resume_runs_only_the_rest(engine: Tempano, rec: Any) -> None:
-    await create(engine, "cr")
+async def test_cancel_is_graceful_and_resume_runs_only_the_rest(engine: Tempano, create: Create, rec: Any) -> None:
+    await create("cr")
     rec.block("vm_2", "configure")
     ref = await engine.start_execution("cr", "install")
     await asyncio.to_thread(rec.wait_entered, "vm_2", "configure")
@@ -84,8 +76,8 @@ async def test_cancel_is_graceful_and_resume_runs_only_the_rest(engine: Tempano,
     assert engine.store.get_deployment("cr").status == "installed"
 
 
-async def test_terminate_is_recorded_and_settles_instances(engine: Tempano, rec: Any) -> None:
-    await create(engine, "term")
+async def test_terminate_is_recorded_and_settles_instances(engine: Tempano, create: Create, rec: Any) -> None:
+    await create("term")
     rec.block("vm_1", "configure")
     ref = await engine.start_execution("term", "install")
     await asyncio.to_thread(rec.wait_entered, "vm_1", "configure")
