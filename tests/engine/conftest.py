@@ -46,6 +46,8 @@ class Fault:
     """Fail the first N attempts (None: every attempt)."""
     retryable: bool = False
     message: str = "injected failure"
+    give_up_at: int | None = None
+    """From this attempt on, the failure is not retryable."""
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Recorder:
                 for c in self.calls
                 if (operation is None or c.operation == operation) and (instance is None or c.instance == instance)
             ]
+
+    def fail(self, instance: str, operation: str, **fault: Any) -> None:
+        """Makes ``operation`` fail on ``instance`` (see :class:`Fault` for the keywords)."""
+        self.faults[(instance, operation)] = Fault(**fault)
 
     def block(self, instance: str, operation: str) -> threading.Event:
         release = threading.Event()
@@ -127,7 +133,7 @@ def make_plugin(rec: Recorder) -> Plugin:
                     raise NonRetryableError(f"{ctx.instance.id} {ctx.operation} cancelled")
         fault = rec.faults.get(key)
         if fault is not None and (fault.times is None or ctx.attempt <= fault.times):
-            if fault.retryable:
+            if fault.retryable and (fault.give_up_at is None or ctx.attempt < fault.give_up_at):
                 raise RetryableError(fault.message)
             raise NonRetryableError(fault.message)
 
