@@ -167,7 +167,7 @@ class EngineActivities:
         nodes = set().union(*(related_nodes(plan, i.node) for i in own)) if own else set()
         instances = load_instances(self.store, plan, input.deployment_id, nodes)
         done: set[tuple[str, str]] = set()
-        for execution_id in input.skip:
+        for execution_id in () if input.rerun else input.skip:
             done |= self.store.succeeded_operations(execution_id)
         tasks: dict[str, tuple[tuple[Task, ...], ...]] = {}
         skipped = 0
@@ -471,6 +471,7 @@ class EngineActivities:
             InstanceInfo(
                 id=r.id,
                 node=r.node,
+                index=r.index,
                 host_id=r.host_id,
                 state=r.state,
                 group_instance=r.group_instance,

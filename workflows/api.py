@@ -210,11 +210,13 @@ class WorkflowContext:
         *,
         max_attempts: int | None = None,
         continue_on_error: bool = False,
+        rerun: bool = False,
     ) -> BatchResult:
         """Runs one operation (``Interface.op``) on the given instances, in parallel, and returns which
         succeeded and which failed (with the failure message). Raises :class:`WorkflowFailure` on the first
         failure unless ``continue_on_error``. ``inputs`` are merged over the operation's blueprint inputs (they
-        may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy."""
+        may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy. When the execution
+        resumes another, what succeeded there is skipped unless ``rerun`` (checks whose answer may have changed)."""
         return await self._batches(
             list(instance_ids),
             node=operation,
@@ -225,6 +227,7 @@ class WorkflowContext:
             max_attempts=max_attempts,
             continue_on_error=continue_on_error,
             repeat=self._repeat([operation], list(instance_ids)),
+            rerun=rerun,
         )
 
     async def lifecycle(
@@ -333,9 +336,15 @@ class WorkflowContext:
             )
 
     async def set_state(self, instance_ids: Sequence[str], state: str) -> None:
+        """Sets the instances' state (recorded as a ``state_changed`` event of the execution)."""
         await store_activity(
             "set_states",
-            StatesInput(deployment_id=self.deployment_id, instance_ids=tuple(instance_ids), state=state),
+            StatesInput(
+                deployment_id=self.deployment_id,
+                instance_ids=tuple(instance_ids),
+                state=state,
+                execution_id=self.execution_id,
+            ),
             f"{len(instance_ids)} instance(s) -> {state}",
         )
 
@@ -345,7 +354,9 @@ class WorkflowContext:
         (info,) = await self.instances(ids=[instance_id])
         if "Health.check" not in info.operations:
             return info.state != "error"
-        result = await self.run_operation([instance_id], "Health.check", max_attempts=1, continue_on_error=True)
+        result = await self.run_operation(
+            [instance_id], "Health.check", max_attempts=1, continue_on_error=True, rerun=True
+        )
         return instance_id in result.succeeded and instance_id not in result.unhealthy
 
     async def wait_for(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
@@ -422,6 +433,7 @@ class WorkflowContext:
         continue_on_error: bool = False,
         only_targets: Sequence[str] | None = None,
         repeat: int = 1,
+        rerun: bool = False,
     ) -> BatchResult:
         chunks = [tuple(instance_ids[i : i + BATCH_SIZE]) for i in range(0, len(instance_ids), BATCH_SIZE)]
         inputs = [
@@ -440,6 +452,7 @@ class WorkflowContext:
                 max_attempts=max_attempts,
                 only_targets=tuple(only_targets) if only_targets is not None else None,
                 repeat=repeat,
+                rerun=rerun,
             )
             for chunk in chunks
         ]

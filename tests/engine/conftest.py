@@ -146,6 +146,7 @@ def make_plugin(rec: Recorder) -> Plugin:
             if not existing:
                 rec.vim[rid] = ctx.idempotency_key
                 rec.created[ctx.idempotency_key] += 1
+                rec.unhealthy.discard(ctx.instance.id)  # a new resource is a healthy one
         ctx.record_resource("thing", rid)
         ctx.set_attribute("resource_id", rid)
         return {"resource_id": rid}
