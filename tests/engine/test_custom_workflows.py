@@ -74,7 +74,7 @@ async def test_rolling_upgrade_stops_on_the_first_unhealthy_instance(engine: Tem
 
 async def test_unknown_workflow_is_refused_with_the_known_names(engine: Tempano, deploy: Deploy) -> None:
     await deploy("wf-unknown")
-    with pytest.raises(Exception, match="no workflow named 'upgrade_all'; known: .*rolling_upgrade"):
+    with pytest.raises(Exception, match=r"no workflow named 'upgrade_all'; known: .*rolling_upgrade"):
         await engine.start_execution("wf-unknown", "upgrade_all")
 
 
