@@ -3,7 +3,8 @@
 - ``builtin.log``: logs a message (input ``message``) and returns nothing;
 - ``builtin.set_attributes``: copies the operation's inputs into runtime attributes;
 - ``builtin.noop``: does nothing;
-- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts).
+- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts);
+- ``builtin.script``: runs a script artifact of the blueprint (see :mod:`tempano.plugins.builtin.script`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tempano.plugins.builtin.script import run_script
 from tempano.plugins.contract import NonRetryableError, OperationContext, Plugin, RetryableError
 
 plugin = Plugin("builtin", "operations without an external system")
+plugin.operation("script")(run_script)
 
 
 @plugin.operation("log")
