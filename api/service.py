@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from temporalio.service import RPCError
 from tempano.api.settings import Settings
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
+from tempano.plugins.registry import PluginRegistry, load_plugins
 from tempano.store import (
     BlueprintRecord,
     Conflict,
@@ -81,6 +83,27 @@ async def connect(settings: Settings) -> Client:
         ) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _plugin_registry() -> PluginRegistry:
+    return load_plugins()
+
+
+def _installed_operation(reference: str) -> bool:
+    """Whether an installed plugin provides ``reference``: an unknown one is a compile error with its location."""
+    return _plugin_registry().has(reference)
+
+
+def _skip_inside(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
+    """A copytree filter leaving out tempano's own data directory (a blueprint saved next to it must not copy the
+    store, nor its own earlier copies)."""
+    data = data_dir.resolve()
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names if (Path(directory) / name).resolve() == data]
+
+    return ignore
+
+
 def check_id(kind: str, value: str) -> str:
     if not ID_PATTERN.match(value):
         raise ServiceError(
@@ -112,13 +135,16 @@ class Tempano:
         except NotFound:
             pass
         blueprint = load(path)
-        plan = compile_blueprint(blueprint)
-        target = self.settings.blueprints_dir / blueprint_id
-        if target.exists():
-            shutil.rmtree(target)
-        root = Path(blueprint.base_dir)
-        shutil.copytree(root, target)
-        main_file = str(Path(blueprint.root_file).relative_to(root))
+        try:
+            plan = compile_blueprint(blueprint, has_operation=_installed_operation)
+            target = self.settings.blueprints_dir / blueprint_id
+            if target.exists():
+                shutil.rmtree(target)
+            root = Path(blueprint.base_dir)
+            shutil.copytree(root, target, ignore=_skip_inside(self.settings.data_dir))
+            main_file = str(Path(blueprint.root_file).relative_to(root))
+        finally:
+            blueprint.cleanup()  # an extracted CSAR's temporary directory
         try:
             return self.store.put_blueprint(
                 blueprint_id,

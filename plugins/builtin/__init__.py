@@ -4,7 +4,8 @@
 - ``builtin.set_attributes``: copies the operation's inputs into runtime attributes;
 - ``builtin.noop``: does nothing;
 - ``builtin.sleep``: waits ``seconds`` (default 1), heartbeating and giving up at once when cancelled;
-- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts).
+- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts);
+- ``builtin.script``: runs a script artifact of the blueprint (see :mod:`tempano.plugins.builtin.script`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from tempano.plugins.builtin.script import run_script
 from tempano.plugins.contract import NonRetryableError, OperationContext, Plugin, RetryableError
 
 plugin = Plugin("builtin", "operations without an external system")
+plugin.operation("script")(run_script)
 
 
 @plugin.operation("log")
