@@ -116,10 +116,14 @@ def check_id(kind: str, value: str) -> str:
 class Tempano:
     """tempano's operations over a store and a Temporal client."""
 
-    def __init__(self, settings: Settings, client: Client, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Client, store: Store | None = None, *, plugins: PluginRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
         self.store: Store = store if store is not None else settings.store
+        self.plugins = plugins
+        """The plugins blueprints are checked against (default: the installed ones)."""
 
     # ---------------------------------------------------------------- blueprints
 
@@ -136,7 +140,9 @@ class Tempano:
             pass
         blueprint = load(path)
         try:
-            plan = compile_blueprint(blueprint, has_operation=_installed_operation)
+            plan = compile_blueprint(
+                blueprint, has_operation=_installed_operation if self.plugins is None else self.plugins.has
+            )
             target = self.settings.blueprints_dir / blueprint_id
             if target.exists():
                 shutil.rmtree(target)
