@@ -68,7 +68,7 @@ def credentials(ctx: OperationContext, site: SiteSpec) -> Credentials | None:
         return None
     try:
         return Credentials.parse(site.credentials_secret, ctx.get_secret(site.credentials_secret))
-    except KeyError:
+    except LookupError:  # the store's NotFound in the engine, KeyError in LocalContext
         raise ConfigurationError(
             f"site {site.name!r} names credentials secret {site.credentials_secret!r}, which is not in "
             "tempano's secret store; add it (value `user:password` or a bearer token)"
