@@ -113,6 +113,12 @@ async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempan
     print(f"\ntwo-site install: {time.monotonic() - started:.1f}s")  # figure for the report, not an assertion
 
     assert install.status == "succeeded", install.error
+    # The link was created only once both its sites and both its networks were.
+    events = tempano.store.events(deployment, execution_id=install.id)
+    link_started = next(e.id for e in events if e.type == "operation_started" and e.node_instance_id == "wan_link_1")
+    for end in ("site_a_1", "site_b_1", "wan_a_net_1", "server_net_1"):
+        done = [e.id for e in events if e.type == "operation_succeeded" and e.node_instance_id == end]
+        assert done and max(done) < link_started, f"wan_link_1 started before {end} was created"
     service = Service(tempano, deployment)
     link_key = str(service.link.attributes["link_key"])
     edges = {side: service.namespace_of(f"edge_{side}") for side in "ab"}
