@@ -488,7 +488,7 @@ async def cancel_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def resume_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Runs a failed or cancelled execution again as a new execution: only its failed and not-yet-run steps."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled"})
+    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, e.workflow, resume_of=execution_id)
     return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
 
@@ -500,6 +500,26 @@ async def rollback_execution(execution_id: ExecutionId, request: Request, _: Ope
     e = _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, "rollback", rollback_of=execution_id)
     return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+
+
+@executions.post("/{execution_id}/terminate", status_code=202, response_model=m.ActionOut, responses=WRITE)
+async def terminate_execution(
+    execution_id: ExecutionId, request: Request, _: Admin, reason: Annotated[str, Query(max_length=500)] = ""
+) -> m.ActionOut:
+    """The admin escape: ends a running execution at once (no graceful cancellation); it is recorded as
+    terminated, with the reason, and instances it left half-way are marked error."""
+    tempano = get_tempano(request)
+    _ended(tempano, execution_id, "terminated", {"pending", "running"})
+    await tempano.terminate_execution(execution_id, reason)
+    return m.ActionOut(result="terminated")
+
+
+@executions.get("/{execution_id}/progress", responses=READ, summary="What a running execution waits on")
+async def execution_progress(execution_id: ExecutionId, request: Request, _: Viewer) -> dict[str, Any]:
+    """Current details, the operations in flight, and each pending activity's attempt, last heartbeat and
+    last failure (from Temporal)."""
+    tempano = get_tempano(request)
+    return await tempano.execution_progress(_known("execution", execution_id, EXECUTION_RE))
 
 
 @executions.get("/{execution_id}/events", response_model=m.EventPage, responses=READ, summary="Events, paged")

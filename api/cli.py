@@ -626,6 +626,32 @@ def executions_cancel(ctx: Context, execution_id: str) -> None:
     click.echo(f"{execution_id}: {result['result']}")
 
 
+@executions.command("terminate")
+@click.argument("execution_id")
+@click.option("--reason", default="", help="Recorded with the execution.")
+@pass_ctx
+def executions_terminate(ctx: Context, execution_id: str, reason: str) -> None:
+    """End a running execution at once (admin escape: no graceful cancellation)."""
+    ctx.api().call("POST", f"/api/v1/executions/{execution_id}/terminate", params={"reason": reason})
+    click.echo(f"{execution_id}: terminated")
+
+
+@executions.command("progress")
+@click.argument("execution_id")
+@json_option
+@pass_ctx
+def executions_progress(ctx: Context, execution_id: str, as_json: bool) -> None:
+    """What a running execution waits on: operations in flight, attempts, heartbeats, last failures."""
+    p = ctx.api().call("GET", f"/api/v1/executions/{execution_id}/progress")
+    if as_json:
+        _print_json(p)
+        return
+    click.echo(f"{execution_id}: {p['status']}" + (f": {p['details']}" if p.get("details") else ""))
+    for a in p.get("pending", []):
+        failure = f"; last failure: {a['last_failure']}" if a.get("last_failure") else ""
+        click.echo(f"  {a['activity_id']} attempt {a['attempt']}, last heartbeat {a['last_heartbeat'] or '-'}{failure}")
+
+
 @executions.command("resume")
 @click.argument("execution_id")
 @click.option("--follow/--no-follow", "follow_", default=True)

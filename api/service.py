@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -340,7 +341,7 @@ class Tempano:
             {
                 "activity_id": p.activity_id,
                 "activity": p.activity_type.name,
-                "state": p.state,
+                "state": PendingActivityState.Name(p.state).removeprefix("PENDING_ACTIVITY_STATE_").lower(),
                 "attempt": p.attempt,
                 "last_heartbeat": p.last_heartbeat_time.ToDatetime().isoformat()
                 if p.HasField("last_heartbeat_time")
