@@ -174,6 +174,14 @@ def make_plugin(rec: Recorder) -> Plugin:
         if rec.heal_fixes:
             rec.unhealthy.discard(ctx.instance.id)
 
+    @plugin.operation("frozen")
+    def frozen(ctx: OperationContext) -> None:
+        """Stands for a worker that froze: no heartbeat reaches Temporal any more."""
+        enter(ctx)
+        ctx.heartbeat = lambda details=None: None  # type: ignore[method-assign]
+        while not rec.closing.wait(0.2):
+            pass
+
     @plugin.operation("upgrade")
     def upgrade(ctx: OperationContext) -> Mapping[str, Any]:
         enter(ctx)

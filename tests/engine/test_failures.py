@@ -94,6 +94,18 @@ async def test_stuck_operation_times_out_with_a_clear_error(engine: Tempano, dep
     assert [e.attempt for e in events if e.type == "operation_started"] == [1, 2]
 
 
+async def test_operation_without_heartbeat_times_out_with_a_clear_error(engine: Tempano, deploy: Any) -> None:
+    await deploy("hb")
+    execution = await engine.run(
+        "hb", "execute_operation", {"operation": "Maintenance.frozen", "node_instance_ids": ["vm_2"]}, timeout=120
+    )
+    assert execution.status == "failed"
+    assert "vm_2 Maintenance.frozen (rec.frozen) timed out after 1 attempt(s): no heartbeat for 2s" in (
+        execution.error or ""
+    )
+    assert "the worker running it died or hung" in (execution.error or "")
+
+
 async def test_events_stream_live_until_the_end(engine: Tempano, create: Create, rec: Any) -> None:
     await create("ev")
     release = rec.block("vm_1", "start")
