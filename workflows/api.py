@@ -190,6 +190,16 @@ class WorkflowContext:
         )
         return result
 
+    async def instance(self, instance_id: str) -> InstanceInfo:
+        """One live node instance; fails the execution with a clear message if there is none by that id."""
+        found = await self.instances(ids=[instance_id])
+        if not found:
+            raise WorkflowFailure(
+                f"deployment {self.deployment_id} has no live node instance {instance_id!r}; "
+                "list them with `tempano deployments get` (node instances) and pass one of those ids"
+            )
+        return found[0]
+
     async def subgraph(self, instance_ids: Sequence[str]) -> SubgraphResult:
         """The instances, everything contained in them, and the peers with relationships into them."""
         result: SubgraphResult = await store_activity(
@@ -351,7 +361,7 @@ class WorkflowContext:
     async def check_health(self, instance_id: str) -> bool:
         """Runs the instance's ``Health.check`` once: False if it fails or answers ``healthy: false``.
         An instance whose node has no health check is healthy unless its state is ``error``."""
-        (info,) = await self.instances(ids=[instance_id])
+        info = await self.instance(instance_id)
         if "Health.check" not in info.operations:
             return info.state != "error"
         result = await self.run_operation(

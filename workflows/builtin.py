@@ -76,7 +76,7 @@ async def heal(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str, 
     if await ctx.check_health(instance_id) and not force:
         await ctx.log(f"{instance_id} is healthy: nothing to heal", instance_id=instance_id)
         return {"healed": False, "healthy": True}
-    (info,) = await ctx.instances(ids=[instance_id])
+    info = await ctx.instance(instance_id)
     if "Health.heal" in info.operations:
         await ctx.log(f"{instance_id} is unhealthy: running its Health.heal operation", instance_id=instance_id)
         await ctx.run_operation([instance_id], "Health.heal")

@@ -127,8 +127,16 @@ class ExecutionWorkflow:
             )
             workflow.set_current_details("cancelled")
             raise
-        except (ApplicationError, ChildWorkflowError, ActivityError) as e:
-            message = failure_message(e)
+        except Exception as e:
+            # A plain exception (KeyError, TypeError...) in workflow code would otherwise fail the workflow *task*
+            # and retry it forever, unseen: it ends the execution instead, saying so.
+            if isinstance(e, ApplicationError | ChildWorkflowError | ActivityError):
+                message = failure_message(e)
+            else:
+                message = (
+                    f"workflow {input.workflow!r} raised {type(e).__name__}: {e} (a bug in its code, not an "
+                    "operation failure: fix the workflow, deploy it to the workers and start it again)"
+                )
             await self._status(
                 input,
                 "failed",

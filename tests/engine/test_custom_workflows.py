@@ -78,6 +78,24 @@ async def test_unknown_workflow_is_refused_with_the_known_names(engine: Tempano,
         await engine.start_execution("wf-unknown", "upgrade_all")
 
 
+async def test_a_bug_in_workflow_code_fails_the_execution_instead_of_hanging(engine: Tempano, deploy: Deploy) -> None:
+    async def broken(ctx: Any, params: Any) -> None:
+        await ctx.instances(node="vm")
+        params["no such parameter"]  # noqa: B018 - the bug
+
+    registry.register("broken_example", broken)
+    await deploy("wf-bug")
+    execution = await engine.run("wf-bug", "broken_example", timeout=60)
+    assert execution.status == "failed"
+    assert "workflow 'broken_example' raised KeyError: 'no such parameter' (a bug in its code" in (
+        execution.error or ""
+    )
+
+    missing = await engine.run("wf-bug", "heal", {"node_instance_id": "vm_9"}, timeout=60)
+    assert missing.status == "failed"
+    assert "deployment wf-bug has no live node instance 'vm_9'" in (missing.error or "")
+
+
 async def test_tosca_imperative_workflow_runs_by_name(engine: Tempano, deploy: Deploy, rec: Any) -> None:
     await deploy("imp")
     execution = await engine.run("imp", "maintain", timeout=120)
