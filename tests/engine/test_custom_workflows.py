@@ -81,7 +81,7 @@ async def test_unknown_workflow_is_refused_with_the_known_names(engine: Tempano,
 async def test_a_bug_in_workflow_code_fails_the_execution_instead_of_hanging(engine: Tempano, deploy: Deploy) -> None:
     async def broken(ctx: Any, params: Any) -> None:
         await ctx.instances(node="vm")
-        params["no such parameter"]  # noqa: B018 - the bug
+        params["no such parameter"]  # the bug
 
     registry.register("broken_example", broken)
     await deploy("wf-bug")
