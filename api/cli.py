@@ -17,6 +17,7 @@ import click
 import httpx
 import yaml
 
+from tempano.api import blueprint_commands
 from tempano.api.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
@@ -280,12 +281,7 @@ def deployments_outputs(deployment_id: str) -> None:
     click.echo(json.dumps(api.call("GET", f"/api/v1/deployments/{deployment_id}/outputs"), indent=2))
 
 
-try:
-    from tempano.api.blueprint_commands import blueprints as _blueprints  # type: ignore[import-not-found, unused-ignore]
-
-    main.add_command(_blueprints)
-except ImportError:  # the compiler's commands arrive with its branch
-    pass
+main.add_command(blueprint_commands.blueprints)
 
 
 if __name__ == "__main__":
