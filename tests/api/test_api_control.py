@@ -42,10 +42,13 @@ async def test_progress_then_terminate_with_a_reason(api: Api) -> None:
     ref = (await api.operator.post("/api/v1/executions", json={"deployment_id": "slow1", "workflow": "install"})).json()
     execution_id = ref["execution_id"]
 
-    running = await wait_for(api, execution_id, lambda b: b.get("waiting_on"))
-    assert running["waiting_on"] == ["slow_1 Standard.configure (builtin.sleep)"]
-    assert running["pending"][0]["activity_id"] == "slow_1:Standard.configure"
-    assert running["pending"][0]["attempt"] == 1
+    configure = "slow_1 Standard.configure (builtin.sleep)"
+    running = await wait_for(api, execution_id, lambda b: configure in b.get("waiting_on", []))
+    assert running["waiting_on"] == [configure]
+    assert f"waiting on {configure}" in running["details"]
+    pending = await wait_for(api, execution_id, lambda b: b["pending"])
+    assert pending["pending"][0]["activity_id"] == "slow_1:Standard.configure"
+    assert pending["pending"][0]["attempt"] == 1
 
     refused = await api.operator.post(f"/api/v1/executions/{execution_id}/terminate", params={"reason": "x"})
     assert refused.status_code == 403
