@@ -528,16 +528,21 @@ class EngineActivities:
 
     @activity.defn(name="rollback_plan")
     def rollback_plan(self, input: RollbackInput) -> RollbackPlan:
-        """What a failed execution created: instances it left with resources or past 'uninitialized'."""
+        """What an execution created: instances holding resources it recorded, or whose create it started (a day-2
+        operation it ran on an instance is not a creation), and the instances its scale-out added."""
         created = {
             r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)
         }
-        touched = {
+        started_create = {
             e.node_instance_id
-            for e in self.store.events(input.deployment_id, execution_id=input.of_execution, limit=1_000_000)
-            if e.type == "operation_started" and e.node_instance_id
+            for e in self.store.events(
+                input.deployment_id, execution_id=input.of_execution, limit=1_000_000, types=["operation_started"]
+            )
+            if e.node_instance_id and e.operation == NODE_PHASE_OPERATIONS["create"]
         }
-        return RollbackPlan(instance_ids=tuple(sorted(created | touched)))
+        marker = f"scale:{input.of_execution}"
+        added = [i.id for i in self.store.node_instances(input.deployment_id) if _made_by(i, marker)]
+        return RollbackPlan(instance_ids=tuple(sorted(created | started_create | set(added))), added=tuple(added))
 
     @activity.defn(name="imperative_workflow")
     def imperative_workflow(self, input: ImperativeQuery) -> ImperativeWorkflow | None:

@@ -155,6 +155,12 @@ async def rollback(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[s
         return {"removed": []}
     await ctx.uninstall(plan.instance_ids, continue_on_error=False)
     await ctx.set_state(plan.instance_ids, "uninitialized")
+    if plan.added:
+        await store_activity(
+            "remove_instances",
+            StatesInput(deployment_id=ctx.deployment_id, instance_ids=plan.added, state="deleted"),
+            f"remove {len(plan.added)} instance(s) added by {of}",
+        )
     return {"removed": list(plan.instance_ids)}
 
 

@@ -297,6 +297,9 @@ class RollbackInput(_Model):
 
 class RollbackPlan(_Model):
     instance_ids: tuple[str, ...]
+    """Instances the execution created (ledger entries it recorded, or a create it started): to uninstall."""
+    added: tuple[str, ...] = ()
+    """Instances a scale-out added: removed from the deployment once uninstalled."""
 
 
 class ImperativeQuery(_Model):
