@@ -68,6 +68,12 @@ class DevServer:
                 time.sleep(0.3)
         raise RuntimeError("temporal dev server did not start within 60s")
 
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to flush or close anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -167,6 +173,17 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def own_dev_server(tmp_path: Path) -> Iterator[DevServer]:
+    """A dev server of the test's own (free ports, database file in tmp_path) that it may kill and restart."""
+    server = DevServer(f"127.0.0.1:{free_port()}", free_port(), tmp_path / "own.db", tmp_path / "own-temporal.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -1,7 +1,10 @@
-"""Crash test: the worker (a separate OS process) is SIGKILLed at random moments of 50-instance installs and
-restarted; every execution completes, and every create ran exactly once, by the ledger and by the plugin's own
-record (tests/engine/durability/worker.py). The randomness is seeded: the seed is printed, and
-``TEMPANO_CRASH_SEED=<seed>`` replays the same kill schedule (``TEMPANO_CRASH_TRIALS`` sets the number of trials)."""
+"""Durability: processes die mid-install and the install still completes, with every create made exactly once
+(checked by the ledger and by the plugin's own record, tests/engine/durability/worker.py).
+
+- the worker (a separate OS process) is SIGKILLed at random moments of 50-instance installs and restarted. The
+  randomness is seeded: the seed is printed, and ``TEMPANO_CRASH_SEED=<seed>`` replays the same kill schedule
+  (``TEMPANO_CRASH_TRIALS`` sets the number of installs);
+- the Temporal server (persistent database) is SIGKILLed mid-install and restarted on the same file and ports."""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import TERMINAL, Tempano
 from tempano.api.settings import Settings
@@ -49,7 +55,7 @@ class WorkerProcess:
     """The worker as a child process that the test SIGKILLs and restarts. A standby process (imports done, waiting
     on stdin) is kept ready, so a restart costs a second even when the machine is loaded."""
 
-    def __init__(self, settings: Settings, records: Path, log: Path) -> None:
+    def __init__(self, settings: Settings, records: Path, log: Path, *, standby: bool = True) -> None:
         self.cmd = [
             sys.executable,
             str(WORKER),
@@ -63,6 +69,7 @@ class WorkerProcess:
             str(records),
             "--standby",
         ]
+        self.standby = standby
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.spare: subprocess.Popen[bytes] | None = None
@@ -83,7 +90,7 @@ class WorkerProcess:
         self.proc = proc
         self.starts += 1
         self.note(f"worker {proc.pid} started")
-        self.spare = self._spawn()
+        self.spare = self._spawn() if self.standby else None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -212,3 +219,54 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
         f"{adopted} adoptions, {retried} retried attempts (seed {seed})"
     )
     assert all(hits[f"crash-{t}"] >= 1 for t in range(1, trials + 1)), f"an install saw no kill: {hits} (seed {seed})"
+
+
+async def test_dev_server_killed_and_restarted_mid_install(own_dev_server: Any, tmp_path: Path) -> None:
+    """The Temporal server (its own, on a database file) is SIGKILLed mid-install and restarted on the same file
+    and ports: the same workflow run carries on, and the install completes with every create made once."""
+    server = own_dev_server
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        temporal_address=server.address,
+        task_queue=f"tq-{uuid.uuid4().hex[:12]}",
+        secret_key=None,
+    )
+    store = settings.store
+    records = tmp_path / "records.db"
+    helper().init_records(records)
+    plan = compile(load(BLUEPRINT), has_operation=None)
+    store.put_blueprint("crash50", plan.model_dump(mode="json"), plan.content_hash)
+    tempano = Tempano(settings, client, store)
+    worker = WorkerProcess(settings, records, tmp_path / "worker.log", standby=False)
+    worker.start()
+    try:
+        await tempano.create_deployment("restart-1", "crash50")
+        ref = await tempano.start_execution("restart-1", "install")
+        handle = client.get_workflow_handle(ref.workflow_id)
+
+        def done_operations() -> int:
+            return len(store.events("restart-1", execution_id=ref.execution_id, types=["operation_succeeded"]))
+
+        deadline = time.monotonic() + 300
+        while done_operations() < 40:  # of 150: well under way
+            assert time.monotonic() < deadline, f"the install made no progress: {worker.tail()}"
+            await asyncio.sleep(0.2)
+        run_id = (await handle.describe()).run_id
+        server.kill()
+        at_kill = done_operations()
+        await asyncio.sleep(3)
+        await asyncio.to_thread(server.start)
+        print(f"\ndev server killed after {at_kill}/150 operations, restarted on {server.db_file.name}")
+
+        execution = await tempano.wait_execution(ref.execution_id, timeout=300)
+        assert execution.status == "succeeded", execution.error
+        await handle.result()
+        description = await handle.describe()
+        assert description.run_id == run_id and description.status == WorkflowExecutionStatus.COMPLETED
+        made, adopted = check_install(store, records, "restart-1")
+        assert worker.alive(), f"the worker did not ride out the outage: {worker.tail()}"
+        print(f"install completed in the same run; {made} creates, {adopted} adoptions")
+    finally:
+        worker.stop()
+        store.close()
