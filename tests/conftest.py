@@ -111,7 +111,8 @@ class PostgresCluster:
         self.bindir = bindir
         self.port = free_port()
         self.user: pwd.struct_passwd | None = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        self.dir = Path(tempfile.mkdtemp(prefix="tempano-pg-"))
+        # As root, under /tmp: the postgres user must reach it (a root TMPDIR may be private).
+        self.dir = Path(tempfile.mkdtemp(prefix="tempano-pg-", dir="/tmp" if self.user is not None else None))
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.data = self.dir / "data"
