@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from tempano.store import schema as s
+from tempano.store._api import ApiQueries
 from tempano.store.records import (
     BlueprintRecord,
     DeploymentRecord,
@@ -45,7 +46,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Store:
+class Store(ApiQueries):
     """tempano's runtime store. Thread-safe; one instance per process is enough."""
 
     def __init__(self, url: str, *, secret_cipher: Any | None = None) -> None:
