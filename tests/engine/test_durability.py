@@ -31,6 +31,7 @@ from tempano.api.service import TERMINAL, Tempano
 from tempano.api.settings import Settings
 from tempano.blueprints import compile, load
 from tempano.store import Store
+from tempano.workflows.models import ExecutionRef
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "durability" / "worker.py"
@@ -175,7 +176,26 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
     worker = WorkerProcess(settings, records, tmp_path / "worker.log")
     worker.start()
     kills = creates = adopted = retried = 0
-    hits: Counter[str] = Counter()  # kills each install lived through
+    hits: Counter[str] = Counter()  # kills each execution lived through
+
+    async def kill_during(refs: dict[str, ExecutionRef]) -> int:
+        """SIGKILLs the worker 1-3 times while the executions run (restarting it each time); the kills made."""
+        made = 0
+        for n in range(rng.randint(1, 3)):
+            # The first kill comes early enough to land in every execution, the others anywhere.
+            await asyncio.sleep(rng.uniform(0.1, 4.0 if n == 0 else 8.0))
+            running = [
+                r.execution_id for r in refs.values() if store.get_execution(r.execution_id).status not in TERMINAL
+            ]
+            if not running:
+                break
+            worker.kill()
+            made += 1
+            hits.update(running)
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
+            worker.start()
+        return made
+
     try:
         for first in range(1, trials + 1, SIDE_BY_SIDE):
             started = time.monotonic()
@@ -184,17 +204,7 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
                 deployment_id = f"crash-{trial}"
                 await tempano.create_deployment(deployment_id, "crash50")
                 refs[deployment_id] = await tempano.start_execution(deployment_id, "install")
-            for n in range(rng.randint(1, 3)):
-                # The first kill comes early enough to land in every install, the others anywhere.
-                await asyncio.sleep(rng.uniform(0.1, 4.0 if n == 0 else 8.0))
-                running = [d for d, r in refs.items() if store.get_execution(r.execution_id).status not in TERMINAL]
-                if not running:
-                    break
-                worker.kill()
-                kills += 1
-                hits.update(running)
-                await asyncio.sleep(rng.uniform(0.0, 1.5))
-                worker.start()
+            kills += await kill_during(refs)
             for deployment_id, ref in refs.items():
                 try:
                     execution = await tempano.wait_execution(ref.execution_id, timeout=300)
@@ -207,18 +217,33 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
                 again = sum(1 for e in events if e.type == "operation_started" and (e.attempt or 1) > 1)
                 creates, adopted, retried = creates + made, adopted + adoptions_, retried + again
                 print(
-                    f"{deployment_id}: lived through {hits[deployment_id]} kill(s); {made} creates, "
+                    f"{deployment_id}: lived through {hits[ref.execution_id]} kill(s); {made} creates, "
                     f"{adoptions_} adoptions, {again} retried attempts; round {time.monotonic() - started:.1f}s"
                 )
+
+        # Uninstalls, killed too: each resource the ledger holds is deleted exactly once, nothing is left.
+        refs = {d: await tempano.start_execution(d, "uninstall") for d in ("crash-1", "crash-2")[:trials]}
+        kills += await kill_during(refs)
+        for deployment_id, ref in refs.items():
+            execution = await tempano.wait_execution(ref.execution_id, timeout=300)
+            assert execution.status == "succeeded", f"{deployment_id} uninstall (seed {seed}): {execution.error}"
+            made = {instance: resource for _, instance, resource in plugin_record(records, "creates", deployment_id)}
+            deleted = plugin_record(records, "deletes", deployment_id)
+            assert Counter(instance for _, instance, _ in deleted) == Counter(dict.fromkeys(made, 1))
+            assert {instance: resource for _, instance, resource in deleted} == made
+            assert plugin_record(records, "resources", deployment_id) == []
+            assert store.resources(deployment_id) == []
+            assert {i.state for i in store.node_instances(deployment_id)} == {"deleted"}
+            print(f"{deployment_id} uninstall: lived through {hits[ref.execution_id]} kill(s); {len(deleted)} deletes")
     finally:
         worker.stop()
         store.close()
     print(
-        f"crash test: {trials} installs of {INSTANCES} instances completed, {kills} SIGKILLs "
-        f"({sum(hits.values())} install-kills), {worker.starts} worker starts, {creates} creates (one per instance), "
+        f"crash test: {trials} installs of {INSTANCES} instances and 2 uninstalls completed, {kills} SIGKILLs "
+        f"({sum(hits.values())} execution-kills), {worker.starts} worker starts, {creates} creates (one per instance), "
         f"{adopted} adoptions, {retried} retried attempts (seed {seed})"
     )
-    assert all(hits[f"crash-{t}"] >= 1 for t in range(1, trials + 1)), f"an install saw no kill: {hits} (seed {seed})"
+    assert all(hits[f"crash-{t}:1"] >= 1 for t in range(1, trials + 1)), f"an install saw no kill: {hits} (seed {seed})"
 
 
 async def test_dev_server_killed_and_restarted_mid_install(own_dev_server: Any, tmp_path: Path) -> None:
