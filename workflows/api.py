@@ -65,6 +65,8 @@ INLINE_LIMIT = 200
 MAX_CONCURRENCY = 100
 """Operations in flight per batch (Temporal allows 2,000 pending activities per run; we stay far below)."""
 SHORT = timedelta(seconds=60)
+STORE_HEARTBEAT = timedelta(seconds=10)
+"""Store activities heartbeat every 2 s: a worker that dies during one is noticed in seconds, not after SHORT."""
 STORE_RETRY = RetryPolicy(
     maximum_attempts=10, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
@@ -77,6 +79,7 @@ async def store_activity(name: str, arg: Any, summary: str, result_type: type[T]
         arg,
         result_type=result_type,
         start_to_close_timeout=SHORT,
+        heartbeat_timeout=STORE_HEARTBEAT,
         retry_policy=STORE_RETRY,
         summary=summary[:200],
     )
