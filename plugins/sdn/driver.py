@@ -71,6 +71,10 @@ class LinkEnd:
     site: SiteSpec
     network: str
     """The site-local network: the Linux bridge for the lab, a name for messages elsewhere."""
+    cidr: str | None = None
+    """The network's subnet (its ``cidr`` attribute or property), which an L3 link routes to."""
+    gateway: str | None = None
+    """L3: the address the WAN side takes on this network (the link's ``gateway_a``/``gateway_b``)."""
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,16 @@ in the host namespace. Frames from one site's bridge thus cross the underlay to 
 Names are derived from a hash of the link's idempotency key (Linux allows 15 characters), the same in
 both edge namespaces; only the host-side veth ends carry the side (``a``/``b``), since they share the
 host namespace.
+
+An L3 link keeps the two networks apart and routes between them instead: no bridge in the edge
+namespaces; the edge veth takes the link's gateway address on the site network, the VXLAN device
+becomes a point-to-point transit (a /31 of 169.254.0.0/16 derived from the link key), the edge routes
+the other site's subnet over it and forwards. Hosts route the remote subnet via the gateway address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -86,10 +92,23 @@ class TunnelEnd:
     vni: int
     local: str
     remote: str
+    service_type: str = "L2"
+    address: str = ""
+    """L3: the gateway address with prefix the edge veth takes on the site network."""
+    transit: str = ""
+    """L3: this end's address with prefix on the VXLAN transit."""
+    peer: str = ""
+    """L3: the other end's transit address (the next hop to the remote subnet)."""
+    remote_cidr: str = ""
+    """L3: the other site's subnet, routed over the transit."""
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> TunnelEnd:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @property
+    def routed(self) -> bool:
+        return self.service_type == "L3"
 
     def as_data(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -179,17 +198,16 @@ class LinuxVxlanDriver(SdnDriver):
         return site.edge_namespace, site.underlay_address
 
     def _tunnel_ends(self, link: LinkSpec) -> tuple[TunnelEnd, TunnelEnd]:
-        if link.service_type != "L2":
-            raise ConfigurationError(
-                f"link {link.name!r}: the linux SDN driver only provides L2 links (VXLAN bridging), "
-                f"not {link.service_type}; set service_type to L2"
-            )
         h = link.short_hash
         vni = link.vni if link.vni is not None else int(h[:6], 16) or 1
+        routing = self._routing(link) if link.service_type == "L3" else None
 
         def end(this: LinkEnd, other: LinkEnd, side: str) -> TunnelEnd:
             namespace, local = self._edge(this.site)
             _, remote = self._edge(other.site)
+            l3: dict[str, str] = {}
+            if routing is not None:
+                l3 = {"service_type": "L3", **routing[side]}
             return TunnelEnd(
                 namespace=namespace,
                 bridge=f"{NAME_PREFIX}br{h}",
@@ -200,6 +218,7 @@ class LinuxVxlanDriver(SdnDriver):
                 vni=vni,
                 local=local,
                 remote=remote,
+                **l3,
             )
 
         if link.a.site.edge_namespace == link.b.site.edge_namespace:
@@ -208,6 +227,47 @@ class LinuxVxlanDriver(SdnDriver):
                 f"{link.a.site.edge_namespace!r}; each site needs its own edge namespace"
             )
         return end(link.a, link.b, "a"), end(link.b, link.a, "b")
+
+    @staticmethod
+    def _routing(link: LinkSpec) -> dict[str, dict[str, str]]:
+        """Per side: the gateway address, the transit address and peer, the remote subnet (L3 links)."""
+        nets: dict[str, ipaddress.IPv4Network] = {}
+        gateways: dict[str, ipaddress.IPv4Address] = {}
+        for side, end in zip("ab", link.ends, strict=True):
+            if not end.cidr or not end.gateway:
+                raise ConfigurationError(
+                    f"link {link.name!r} is L3 but endpoint_{side} has "
+                    f"{'no cidr (the network exposes none)' if not end.cidr else 'no gateway'}; an L3 link needs "
+                    f"each endpoint network's cidr and the link's gateway_{side} property (an address of that "
+                    "network for the edge router)"
+                )
+            try:
+                nets[side] = ipaddress.IPv4Network(end.cidr, strict=False)
+                gateways[side] = ipaddress.IPv4Address(end.gateway)
+            except ValueError as exc:
+                raise ConfigurationError(f"link {link.name!r}: endpoint_{side}: {exc}") from None
+            if gateways[side] not in nets[side]:
+                raise ConfigurationError(
+                    f"link {link.name!r}: gateway_{side} {gateways[side]} is not in endpoint_{side}'s subnet "
+                    f"{nets[side]}; pick an address of that network"
+                )
+        if nets["a"].overlaps(nets["b"]):
+            raise ConfigurationError(
+                f"link {link.name!r} is L3 but its endpoints' subnets {nets['a']} and {nets['b']} overlap; "
+                "route between distinct subnets, or use service_type L2 to join them into one segment"
+            )
+        base = int(link.short_hash[:4], 16) & 0xFFFE
+        transit = {"a": ipaddress.IPv4Address("169.254.0.0") + base}
+        transit["b"] = transit["a"] + 1
+        return {
+            side: {
+                "address": f"{gateways[side]}/{nets[side].prefixlen}",
+                "transit": f"{transit[side]}/31",
+                "peer": str(transit[other]),
+                "remote_cidr": str(nets[other]),
+            }
+            for side, other in (("a", "b"), ("b", "a"))
+        }
 
     def _ensure_end(self, link: LinkSpec, side: str, end: TunnelEnd, record: Recorder) -> None:
         ns = end.namespace
@@ -222,7 +282,7 @@ class LinuxVxlanDriver(SdnDriver):
                 f"{getattr(link, side).site.name!r} does not exist in the host namespace; "
                 "the link's endpoint network must be created first"
             )
-        if link_info(end.bridge, ns) is None:
+        if not end.routed and link_info(end.bridge, ns) is None:
             ip(["link", "add", end.bridge, "type", "bridge"], namespace=ns)
         record(TUNNEL_KIND, f"{ns}/{end.vxlan}", {"driver": "linux", **end.as_data()})
 
@@ -254,10 +314,45 @@ class LinuxVxlanDriver(SdnDriver):
             if link_info(end.host_veth) is not None:
                 ip(["link", "del", "dev", end.host_veth])  # orphan host end of a half-made pair
             ip(["link", "add", end.host_veth, "type", "veth", "peer", "name", end.edge_veth, "netns", ns])
-        for dev in (end.vxlan, end.edge_veth):
-            ip(["link", "set", "dev", dev, "master", end.bridge, "up"], namespace=ns)
-        ip(["link", "set", "dev", end.bridge, "up"], namespace=ns)
+        if end.routed:
+            self._ensure_routing(end)
+        else:
+            for dev in (end.vxlan, end.edge_veth):
+                ip(["link", "set", "dev", dev, "master", end.bridge, "up"], namespace=ns)
+            ip(["link", "set", "dev", end.bridge, "up"], namespace=ns)
         ip(["link", "set", "dev", end.host_veth, "master", end.site_bridge, "up"])
+
+    @staticmethod
+    def _ensure_routing(end: TunnelEnd) -> None:
+        ns = end.namespace
+        # A device that was bridged (the link was L2 before) must leave the bridge to carry addresses.
+        if link_info(end.bridge, ns) is not None:
+            ip(["link", "del", "dev", end.bridge], namespace=ns)
+        ip(["addr", "replace", end.address, "dev", end.edge_veth], namespace=ns)
+        ip(["addr", "replace", end.transit, "dev", end.vxlan], namespace=ns)
+        for dev in (end.vxlan, end.edge_veth):
+            ip(["link", "set", "dev", dev, "up"], namespace=ns)
+        ip(["route", "replace", end.remote_cidr, "via", end.peer, "dev", end.vxlan], namespace=ns)
+        ip(["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    @staticmethod
+    def _routing_problems(end: TunnelEnd, where: str) -> list[str]:
+        ns = end.namespace
+        problems: list[str] = []
+        addrs = json.loads(ip(["-j", "addr", "show"], namespace=ns).stdout or "[]")
+        have = {
+            (i.get("ifname"), f"{a.get('local')}/{a.get('prefixlen')}") for i in addrs for a in i.get("addr_info", [])
+        }
+        for dev, address in ((end.edge_veth, end.address), (end.vxlan, end.transit)):
+            if (dev, address) not in have:
+                problems.append(f"{where}, interface {dev} lacks address {address}")
+        routes = json.loads(ip(["-j", "route", "show", end.remote_cidr], namespace=ns).stdout or "[]")
+        if not any(r.get("gateway") == end.peer and r.get("dev") == end.vxlan for r in routes):
+            problems.append(f"{where}, no route to {end.remote_cidr} via {end.peer} on {end.vxlan}")
+        forwarding = ip(["netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"], check=False).stdout.strip()
+        if forwarding != "1":
+            problems.append(f"{where}, IPv4 forwarding is off")
+        return problems
 
     @staticmethod
     def _vxlan_matches(info: Mapping[str, Any], end: TunnelEnd) -> bool:
@@ -272,7 +367,8 @@ class LinuxVxlanDriver(SdnDriver):
             return 0, [f"link {link.name!r}: edge namespace {ns!r} is gone"]
         problems: list[str] = []
         found = 0
-        devices = {name: link_info(name, ns) for name in (end.bridge, end.vxlan, end.edge_veth)}
+        names = (end.vxlan, end.edge_veth) if end.routed else (end.bridge, end.vxlan, end.edge_veth)
+        devices = {name: link_info(name, ns) for name in names}
         for name, info in devices.items():
             if info is None:
                 problems.append(f"{where}, interface {name} is missing")
@@ -280,8 +376,10 @@ class LinuxVxlanDriver(SdnDriver):
             found += 1
             if "UP" not in info.get("flags", []):
                 problems.append(f"{where}, interface {name} is down")
-            if name != end.bridge and info.get("master") != end.bridge:
+            if not end.routed and name != end.bridge and info.get("master") != end.bridge:
                 problems.append(f"{where}, interface {name} is not in bridge {end.bridge}")
+        if end.routed and found == len(names):
+            problems.extend(self._routing_problems(end, where))
         vx = devices[end.vxlan]
         if vx is not None and not self._vxlan_matches(vx, end):
             problems.append(f"{where}, vxlan {end.vxlan} does not carry VNI {end.vni} from {end.local} to {end.remote}")

@@ -11,6 +11,7 @@ The SDN plugin stitches site bridge A to site bridge B through the edge namespac
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -201,6 +202,27 @@ def test_check_reports_a_detached_host_veth(lab: Lab, world: Any) -> None:
         run(world.link_ctx("check"), "link.check")
 
 
+def test_edge_settings_given_as_site_create_inputs_serve_the_link_and_checks(lab: Lab, world_factory: Any) -> None:
+    # What a blueprint does when it makes the edge routers itself: get_attribute in site.create's inputs.
+    w = world_factory(f"tpsdn{lab.tag}")
+    w.site("central", driver="linux")
+    w.site("regional", driver="linux")
+    w.network("net_a", lab.bridge_a)
+    w.network("net_b", lab.bridge_b)
+    w.make_link("central", "net_a", "regional", "net_b")
+    edges = {"central": (lab.edge_a, "10.77.0.1"), "regional": (lab.edge_b, "10.77.0.2")}
+
+    for site, (namespace, address) in edges.items():
+        inputs = {"edge_namespace": namespace, "underlay_address": address}
+        assert run(w.site_ctx(site, "create", inputs), "site.create") == {"driver": "linux", **inputs}
+        assert run(w.site_ctx(site, "check"), "site.check") == {"healthy": True}
+    run(w.link_ctx("create"), "link.create")
+
+    assert lab.pings_eventually()
+    run(w.link_ctx("delete"), "link.delete")
+    assert not lab.pings(count=2)
+
+
 def test_site_create_names_a_missing_edge_namespace(lab: Lab, world_factory: Any) -> None:
     w = world_factory(f"tpsdn{lab.tag}")
     w.site("lost", driver="linux", underlay_address="10.77.0.9", edge_namespace=f"tpsdn{lab.tag}-nope")
@@ -225,3 +247,101 @@ def test_link_delete_after_edge_namespace_vanished_is_clean(lab: Lab, world: Any
 
     assert world.link_resources() == []
     assert tunnel_devices(lab, world, skip_ns=lab.edge_b) == []
+
+
+# -- L3: routed between two subnets ------------------------------------------------------------------
+
+NET_A, NET_B = "192.168.71.0/24", "192.168.72.0/24"
+GW_A, GW_B = "192.168.71.1", "192.168.72.1"
+HOST_A, HOST_B = "192.168.71.10", "192.168.72.10"
+
+
+@pytest.fixture
+def routed(lab: Lab, world_factory: Any) -> Any:
+    """The lab re-addressed into two subnets, each server routing the other's through its site's gateway."""
+    for server, address, remote, gateway in (
+        (lab.server_a, HOST_A, NET_B, GW_A),
+        (lab.server_b, HOST_B, NET_A, GW_B),
+    ):
+        sh("ip", "-n", server, "addr", "flush", "dev", "eth0")
+        sh("ip", "-n", server, "addr", "add", f"{address}/24", "dev", "eth0")
+        sh("ip", "-n", server, "route", "add", remote, "via", gateway)
+    w = world_factory(f"tpsdn{lab.tag}")
+    w.site("central", driver="linux", underlay_address="10.77.0.1", edge_namespace=lab.edge_a)
+    w.site("regional", driver="linux", underlay_address="10.77.0.2", edge_namespace=lab.edge_b)
+    w.network("net_a", lab.bridge_a, NET_A)
+    w.network("net_b", lab.bridge_b, NET_B)
+    w.make_link("central", "net_a", "regional", "net_b", service_type="L3", gateway_a=GW_A, gateway_b=GW_B)
+    return w
+
+
+def routed_ping(lab: Lab, count: int = 1) -> bool:
+    proc = sh("ip", "netns", "exec", lab.server_a, "ping", "-c", str(count), "-W", "1", HOST_B, check=False)
+    return proc.returncode == 0
+
+
+def routed_ping_eventually(lab: Lab, tries: int = 5) -> bool:
+    for _ in range(tries):
+        if routed_ping(lab):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_l3_link_routes_between_two_subnets_only_while_it_exists(lab: Lab, routed: Any) -> None:
+    assert not routed_ping(lab)
+
+    install(routed)
+
+    assert routed_ping_eventually(lab), "no route across the L3 link"
+    assert run(routed.link_ctx("check"), "link.check")["healthy"] is True
+    h = short_hash(f"{routed.deployment}.wan_1.create")
+    assert sh("ip", "-n", lab.edge_a, "link", "show", f"twbr{h}", check=False).returncode != 0, "L3 has no bridge"
+    route = json.loads(sh("ip", "-n", lab.edge_a, "-j", "route", "show", NET_B).stdout)
+    assert [(r["gateway"], r["dev"]) for r in route] == [(route[0]["gateway"], f"twvx{h}")]
+
+    run(routed.link_ctx("delete"), "link.delete")
+
+    assert not routed_ping(lab, count=2)
+    assert tunnel_devices(lab, routed) == []
+
+
+def test_l3_check_names_a_missing_route_and_create_repairs_it(lab: Lab, routed: Any) -> None:
+    install(routed)
+    sh("ip", "-n", lab.edge_b, "route", "del", NET_A)
+
+    with pytest.raises(LinkBroken, match=f"no route to {NET_A.replace('.', '[.]')} via 169[.]254[.]"):
+        run(routed.link_ctx("check"), "link.check")
+    run(routed.link_ctx("create"), "link.create")
+
+    assert run(routed.link_ctx("check"), "link.check")["healthy"] is True
+    assert routed_ping_eventually(lab)
+    run(routed.link_ctx("delete"), "link.delete")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gateway_b": None}, "is L3 but endpoint_b has no gateway"),
+        ({"gateway_a": "10.9.9.9"}, "gateway_a 10.9.9.9 is not in endpoint_a's subnet 192.168.71.0/24"),
+    ],
+)
+def test_l3_link_without_usable_gateways_is_refused_with_a_sentence(
+    lab: Lab, routed: Any, change: dict[str, Any], message: str
+) -> None:
+    assert routed.link is not None
+    props = {"service_type": "L3", "gateway_a": GW_A, "gateway_b": GW_B, **change}
+    routed.make_link("central", "net_a", "regional", "net_b", **{k: v for k, v in props.items() if v})
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        run(routed.link_ctx("create"), "link.create")
+    assert tunnel_devices(lab, routed) == []
+
+
+def test_l3_over_overlapping_subnets_is_refused(lab: Lab, world: Any) -> None:
+    world.networks["net_a"].attributes["cidr"] = world.networks["net_b"].attributes["cidr"] = NET_A
+    world.make_link(
+        "central", "net_a", "regional", "net_b", service_type="L3", gateway_a=GW_A, gateway_b="192.168.71.2"
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(f"subnets {NET_A} and {NET_A} overlap")):
+        run(world.link_ctx("create"), "link.create")
