@@ -120,7 +120,7 @@ async def test_install_day2_failed_playbook_and_uninstall(tempano: Tempano, depl
     )
     assert execution.status == "failed"
     error = execution.error or ""
-    assert "firewall_app_1 Firewall.update_rules failed" in error
+    assert "firewall_app_1 (node firewall_app) Firewall.update_rules failed" in error
     assert "host firewall_1" in error
     assert "task [install the firewall policy (allowed TCP ports 70000)]" in error
     assert "70000" in error and "iptables-restore" in error, error
