@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def record(store: Store, execution: ExecutionRecord, into: dict[str, list[float]
 
 async def run(rounds: int, address: str) -> dict[str, dict[str, list[float]]]:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    data = Path(tempfile.mkdtemp(prefix="tempano-bench-data-"))
+    data = Path(os.environ["TEMPANO_LAB_DIR"]).parent / "data"
     settings = Settings(data_dir=data, temporal_address=address, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
     store: Store = settings.store
     worker, pool = build_worker(client, store, task_queue=settings.task_queue, threads=32)
@@ -174,6 +175,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     print(f"vFW example through the engine, median of {rounds} round(s); {os.cpu_count()} CPUs, load {load[0]:.1f}")
     print(f"{'':62} {'seconds':>8}")
