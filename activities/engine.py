@@ -563,7 +563,7 @@ class EngineActivities:
                 type="NotFound",
                 non_retryable=True,
             )
-        ids = topo.subgraph(input.instance_ids, existing)
+        ids = topo.subgraph(input.instance_ids, existing, plan)
         live = {i.id: i for i in existing}
         return SubgraphResult(instance_ids=tuple(ids), peers=tuple(sorted(_peers(plan, live, set(ids)))))
 

@@ -6,8 +6,17 @@ what it already made instead of adding a second interface.
 
 from __future__ import annotations
 
+import hashlib
+
 from tempano.plugins.contract import ConfigurationError
 from tempano.plugins.lab import _system
+
+
+def mac_address(tag: str, side: str) -> str:
+    """A locally administered unicast MAC derived from the tag: a recreated port (heal) keeps its MAC, so the
+    neighbours' ARP caches stay right and traffic resumes at once instead of after the stale entries expire."""
+    digest = hashlib.sha256(f"{tag}/{side}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
 def tagged(namespace: str, tag: str) -> str | None:
@@ -44,8 +53,9 @@ def ensure(
                 f"interface {inner} already exists in namespace {namespace} and was not made by {tag}: "
                 "give this port another interface name"
             )
+        peer = ["peer", "name", inner, "address", mac_address(tag, "inner"), "netns", namespace]
         _system.run(
-            ["ip", "link", "add", host_name, "type", "veth", "peer", "name", inner, "netns", namespace],
+            ["ip", "link", "add", host_name, "address", mac_address(tag, "host"), "type", "veth", *peer],
             what=f"creating veth {host_name} <-> {namespace}:{inner}",
         )
         _system.run(
