@@ -13,7 +13,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from tempano.plugins.contract import ConfigurationError, NonRetryableError, OperationContext, RetryableError
+from tempano.plugins.contract import (
+    ConfigurationError,
+    NonRetryableError,
+    OperationContext,
+    ResourceNotFound,
+    RetryableError,
+)
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
 from tempano.plugins.openstack._support import (
@@ -266,8 +272,17 @@ def _server_id(o: Op) -> str:
 def _power(ctx: OperationContext, action: str, wanted: str, from_status: str) -> dict[str, Any]:
     o = op(ctx, "server")
     compute = o.compute
+    if action == "stop" and not (o.ctx.attributes.get("id") or o.recorded_id() or o.external_id()):
+        # uninstall or rollback after a create that made no server (quota refusal, bad flavor...)
+        ctx.log("%s has no server: nothing to stop", o.where)
+        return {}
     with o.call("read the state of"):
-        server = compute.get_server(_server_id(o))
+        server = ignore_missing_get(compute.get_server)(_server_id(o))
+    if server is None:
+        if action == "stop":
+            ctx.log("%s is gone already: nothing to stop", o.where)
+            return {}
+        raise ResourceNotFound(f"{o.where} no longer exists on cloud {o.where.cloud!r}: heal or reinstall the node")
     if o.external_id() is None and server.status == from_status:
         with o.call(action):
             getattr(compute, f"{action}_server")(server.id)

@@ -7,6 +7,7 @@ and adopts what it finds, so a retried create never makes a second object.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -205,6 +206,24 @@ def delete_security_group(ctx: OperationContext) -> None:
 # ------------------------------------------------------------------------------------------------------
 
 
+def _related_subnets_without_ip(ctx: OperationContext, fixed_ips: list[dict[str, str]]) -> list[str]:
+    """Related subnets that no ``fixed_ips`` entry already takes an address from (else the port gets two)."""
+    target_id(ctx, types.SUBNET)  # fails clearly if one is not created yet
+    wanted = []
+    for subnet in ctx.targets(node_type=types.SUBNET):
+        subnet_id, cidr = str(subnet.attributes["id"]), subnet.attributes.get("cidr")
+        network = ipaddress.ip_network(str(cidr), strict=False) if cidr else None
+        if not any(
+            entry.get("subnet_id") == subnet_id
+            or (
+                network is not None and entry.get("ip_address") and ipaddress.ip_address(entry["ip_address"]) in network
+            )
+            for entry in fixed_ips
+        ):
+            wanted.append(subnet_id)
+    return wanted
+
+
 @plugin.operation("port.create")
 def create_port(ctx: OperationContext) -> dict[str, Any]:
     """A port: fixed_ips, security groups, port security, allowed address pairs, vnic_type (SR-IOV:
@@ -223,7 +242,7 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
             if item.get("ip_address"):
                 entry["ip_address"] = str(item["ip_address"])
             fixed_ips.append(entry)
-        fixed_ips += [{"subnet_id": s} for s in target_id(ctx, types.SUBNET)]
+        fixed_ips += [{"subnet_id": s} for s in _related_subnets_without_ip(ctx, fixed_ips)]
         if fixed_ips:
             values["fixed_ips"] = fixed_ips
         groups = [
