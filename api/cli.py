@@ -17,33 +17,56 @@ import click
 import httpx
 import yaml
 
+from tempano.api.auth import read_token_file
 from tempano.api.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 
 
 class ApiClient:
-    """A thin client of tempano's REST API whose errors are sentences."""
+    """A thin client of tempano's REST API whose errors are sentences (exit status 1)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.base = settings.api_url
-        self.http = httpx.Client(base_url=self.base, timeout=60)
+    def __init__(self, settings: Settings, *, base_url: str | None = None, token: str | None = None) -> None:
+        self.base = base_url or settings.api_url
+        token = token or settings.token or read_token_file(settings.data_dir)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.base, timeout=60, headers=headers)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise click.ClickException(_problem_text(method, path, response))
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content or None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self.http.request(method, path, **kwargs)
+            return self.http.request(method, path, **kwargs)
         except httpx.ConnectError:
             raise click.ClickException(
                 f"cannot reach the tempano API at {self.base}; is `tempano up` running?"
             ) from None
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-                detail = body.get("detail") or body
-            except ValueError:
-                detail = response.text
-            raise click.ClickException(f"{method} {path}: {detail}")
-        return response.json() if response.content else None
+        except httpx.TimeoutException:
+            raise click.ClickException(f"the tempano API at {self.base} did not answer in time") from None
+
+
+def _problem_text(method: str, path: str, response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
+    if not isinstance(body, dict):
+        return f"{method} {path}: HTTP {response.status_code}: {body}"
+    lines = [f"{body.get('title', 'Error')} ({response.status_code}): {body.get('detail', body)}"]
+    if response.status_code == 401:
+        lines.append("give a token with --token or TEMPANO_TOKEN (the admin's is in <data dir>/admin.token)")
+    for err in body.get("errors") or []:
+        if err.get("file"):
+            lines.append(
+                f"  {err['file']}:{err.get('line', 0)}:{err.get('column', 0)}: {err.get('entity', '')}: {err['message']}"
+            )
+    return "\n".join(lines)
 
 
 def _settings() -> Settings:
@@ -88,6 +111,20 @@ def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.ClickException(f"label {pair!r}: write KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
 def _print_event(event: dict[str, Any]) -> None:
     when = str(event["ts"])[11:19]
     where = f" [{event['node_instance_id']}]" if event.get("node_instance_id") else ""
@@ -95,32 +132,97 @@ def _print_event(event: dict[str, Any]) -> None:
     click.echo(f"{when}{level}{where} {event['message']}")
 
 
-def follow(api: ApiClient, execution_id: str, *, timeout: float = 3600, quiet: bool = False) -> dict[str, Any]:
-    """Prints the execution's events as they come until it ends; returns the execution."""
+DONE_STATE = {"install": "started", "reinstall": "started", "start": "started", "uninstall": "deleted"}
+
+
+def _progress(workflow: str, instances: list[dict[str, Any]]) -> str:
+    """`3/12 started (started 3, configuring 2, uninitialized 7)`: where the deployment's instances stand."""
+    counts: dict[str, int] = {}
+    for inst in instances:
+        counts[inst["state"]] = counts.get(inst["state"], 0) + 1
+    states = ", ".join(f"{state} {n}" for state, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    done = DONE_STATE.get(workflow)
+    if done is None:
+        return f"nodes: {states}"
+    return f"{counts.get(done, 0)}/{len(instances)} {done} ({states})"
+
+
+def follow(
+    api: ApiClient,
+    execution_id: str,
+    *,
+    timeout: float = 3600,
+    quiet: bool = False,
+    poll: float = 0.5,
+) -> dict[str, Any]:
+    """Shows the execution live until it ends (its events, and node states as they change); returns it."""
     after = 0
     deadline = time.monotonic() + timeout
+    last_progress = ""
+    deployment_id, workflow = execution_id.rsplit(":", 1)[0], ""
     while True:
-        try:
-            execution = api.call("GET", f"/api/v1/executions/{execution_id}")
-        except click.ClickException:
-            execution = None  # not recorded yet: queued behind another execution
+        response = api.request("GET", f"/api/v1/executions/{execution_id}")
+        execution = response.json() if response.status_code == 200 else None  # 404: queued behind another
+        if response.status_code not in {200, 404}:
+            raise click.ClickException(_problem_text("GET", f"/api/v1/executions/{execution_id}", response))
         if execution is not None:
-            for event in api.call("GET", f"/api/v1/executions/{execution_id}/events", params={"after": after}):
-                after = event["id"]
+            workflow = execution["workflow"]
+            page = api.call("GET", f"/api/v1/executions/{execution_id}/events", params={"after": after})
+            for event in page["items"]:
                 if not quiet:
                     _print_event(event)
+            after = page["next_after"]
+            if not quiet:
+                instances = api.call("GET", f"/api/v1/deployments/{deployment_id}/node-instances")
+                progress = _progress(workflow, instances)
+                if progress != last_progress:
+                    click.secho(f"   {workflow}: {progress}", fg="cyan")
+                    last_progress = progress
             if execution["status"] in TERMINAL:
                 return dict(execution)
         if time.monotonic() > deadline:
             raise click.ClickException(f"execution {execution_id} still running after {timeout:.0f}s")
-        time.sleep(0.5)
+        time.sleep(poll)
+
+
+def _finish(execution: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """Prints how the execution ended; exit status 1 unless it succeeded."""
+    if as_json:
+        _print_json({"execution": execution, **(extra or {})})
+    else:
+        error = f": {execution['error']}" if execution.get("error") else ""
+        color = "green" if execution["status"] == "succeeded" else "red"
+        click.secho(f"{execution['workflow']} {execution['status']}{error}", fg=color)
+    if execution["status"] != "succeeded":
+        sys.exit(1)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+
+
+class Context:
+    def __init__(self, api_url: str | None, token: str | None) -> None:
+        self.api_url = api_url
+        self.token = token
+
+    def api(self) -> ApiClient:
+        return ApiClient(_settings(), base_url=self.api_url, token=self.token)
+
+
+pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def main(verbose: bool) -> None:
+@click.option("--api-url", envvar="TEMPANO_API_URL", help="The API's URL (default: from TEMPANO_API_HOST/PORT).")
+@click.option("--token", envvar="TEMPANO_TOKEN", help="API token (default: <data dir>/admin.token).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, api_url: str | None, token: str | None) -> None:
     """tempano: durable NFV orchestration (TOSCA blueprints run as Temporal workflows)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines would be noise (and carry ids)
+    ctx.obj = Context(api_url, token)
 
 
 @main.command()
@@ -150,142 +252,511 @@ def api() -> None:
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
 
 
+def _upload(api: ApiClient, path: Path, blueprint_id: str) -> dict[str, Any]:
+    filename, content = _pack(path)
+    kind = "application/zip" if filename.endswith(".zip") or filename.endswith(".csar") else "application/yaml"
+    result: dict[str, Any] = api.call(
+        "PUT", f"/api/v1/blueprints/{blueprint_id}", content=content, headers={"Content-Type": kind}
+    )
+    return result
+
+
+def _start(api: ApiClient, deployment_id: str, workflow: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    ref: dict[str, Any] = api.call(
+        "POST",
+        "/api/v1/executions",
+        json={"deployment_id": deployment_id, "workflow": workflow, "parameters": parameters},
+    )
+    return ref
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("-d", "--deployment", "deployment_id", help="Deployment id (default: the blueprint's name).")
 @click.option("-b", "--blueprint-id", help="Blueprint id (default: the deployment id).")
 @click.option("--inputs", "inputs_file", type=click.Path(exists=True), help="YAML file of inputs.")
 @click.option("-i", "--input", "pairs", multiple=True, help="NAME=VALUE (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label (repeatable).")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the install.")
+@json_option
+@pass_ctx
 def install(
+    ctx: Context,
     path: Path,
     deployment_id: str | None,
     blueprint_id: str | None,
     inputs_file: str | None,
     pairs: tuple[str, ...],
+    labels: tuple[str, ...],
+    timeout: float,
     as_json: bool,
 ) -> None:
     """Upload a blueprint, create a deployment, install it and follow it to the end."""
-    settings = _settings()
-    api = ApiClient(settings)
+    api = ctx.api()
     deployment_id = deployment_id or (path.stem if path.is_file() else path.name)
     blueprint_id = blueprint_id or deployment_id
-    filename, content = _pack(path)
-    api.call("PUT", f"/api/v1/blueprints/{blueprint_id}", params={"filename": filename}, content=content)
+    _upload(api, path, blueprint_id)
     api.call(
         "PUT",
         f"/api/v1/deployments/{deployment_id}",
-        json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs)},
+        json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs), "labels": _labels(labels)},
     )
-    ref = api.call("POST", "/api/v1/executions", json={"deployment_id": deployment_id, "workflow": "install"})
+    ref = _start(api, deployment_id, "install", {})
     if not as_json:
         click.echo(f"installing {deployment_id} (execution {ref['execution_id']}); Temporal UI: {ref['ui']}")
-    execution = follow(api, ref["execution_id"], quiet=as_json)
+    execution = follow(api, ref["execution_id"], quiet=as_json, timeout=timeout)
     outputs = api.call("GET", f"/api/v1/deployments/{deployment_id}/outputs")
-    if as_json:
-        click.echo(json.dumps({"execution": execution, "outputs": outputs}, indent=2, default=str))
-    else:
-        click.echo(f"install {execution['status']}" + (f": {execution['error']}" if execution.get("error") else ""))
+    if not as_json:
         click.echo("outputs:")
         for name, value in outputs.items():
             click.echo(f"  {name}: {json.dumps(value)}")
-    if execution["status"] != "succeeded":
-        sys.exit(1)
+    _finish(execution, as_json, {"outputs": outputs})
 
 
 @main.command()
 @click.argument("deployment_id")
 @click.option("--delete/--keep", default=True, help="Delete the deployment (and its blueprint) afterwards.")
-def uninstall(deployment_id: str, delete: bool) -> None:
-    """Uninstall a deployment and follow it to the end."""
-    api = ApiClient(_settings())
-    ref = api.call("POST", "/api/v1/executions", json={"deployment_id": deployment_id, "workflow": "uninstall"})
-    execution = follow(api, ref["execution_id"])
-    click.echo(f"uninstall {execution['status']}")
-    if execution["status"] != "succeeded":
-        sys.exit(1)
-    if delete:
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the uninstall.")
+@json_option
+@pass_ctx
+def uninstall(ctx: Context, deployment_id: str, delete: bool, timeout: float, as_json: bool) -> None:
+    """Uninstall a deployment, follow it to the end, then delete it."""
+    api = ctx.api()
+    ref = _start(api, deployment_id, "uninstall", {})
+    if not as_json:
+        click.echo(f"uninstalling {deployment_id} (execution {ref['execution_id']}); Temporal UI: {ref['ui']}")
+    execution = follow(api, ref["execution_id"], quiet=as_json, timeout=timeout)
+    if execution["status"] == "succeeded" and delete:
         blueprint_id = api.call("GET", f"/api/v1/deployments/{deployment_id}")["blueprint_id"]
         api.call("DELETE", f"/api/v1/deployments/{deployment_id}")
         with contextlib.suppress(click.ClickException):  # another deployment may still use it
             api.call("DELETE", f"/api/v1/blueprints/{blueprint_id}")
+    _finish(execution, as_json)
+
+
+# ---------------------------------------------------------------- blueprints
+
+try:
+    from tempano.api.blueprint_commands import blueprints  # local validate/plan (the compiler's)
+except ImportError:  # pragma: no cover - the compiler's commands are part of the package
+
+    @click.group("blueprints")
+    def blueprints() -> None:
+        """Blueprints."""
+
+
+main.add_command(blueprints)
+
+
+@blueprints.command("upload")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("-b", "--blueprint-id", help="Blueprint id (default: the file or directory name).")
+@json_option
+@pass_ctx
+def blueprints_upload(ctx: Context, path: Path, blueprint_id: str | None, as_json: bool) -> None:
+    """Upload a blueprint (YAML file, directory with its playbooks, or CSAR) to the API."""
+    blueprint_id = blueprint_id or (path.stem if path.is_file() else path.name)
+    result = _upload(ctx.api(), path, blueprint_id)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"blueprint {result['id']} uploaded ({len(result['plan_summary']['nodes'])} nodes)")
+
+
+@blueprints.command("list")
+@json_option
+@pass_ctx
+def blueprints_list(ctx: Context, as_json: bool) -> None:
+    """List uploaded blueprints."""
+    items = _all(ctx.api(), "/api/v1/blueprints", {})
+    if as_json:
+        _print_json(items)
+        return
+    for b in items:
+        click.echo(f"{b['id']:30} {str(b['created_at'])[:19]:20} {b['description'][:60]}")
+
+
+@blueprints.command("get")
+@click.argument("blueprint_id")
+@json_option
+@pass_ctx
+def blueprints_get(ctx: Context, blueprint_id: str, as_json: bool) -> None:
+    """Show a blueprint's plan summary: nodes, inputs, outputs, workflows."""
+    b = ctx.api().call("GET", f"/api/v1/blueprints/{blueprint_id}")
+    if as_json:
+        _print_json(b)
+        return
+    plan = b["plan_summary"]
+    click.echo(f"{b['id']}: {b['description']}".rstrip(": "))
+    click.echo("nodes:")
+    for n in plan["nodes"]:
+        rels = ", ".join(f"{r['name']} -> {r['target']}" for r in n["relationships"])
+        click.echo(f"  {n['name']} ({n['type']}) x{n['instances']}{'  ' + rels if rels else ''}")
+    click.echo("inputs:")
+    for name, spec in plan["inputs"].items():
+        default = f" = {json.dumps(spec['default'])}" if spec["default"] is not None else ""
+        click.echo(f"  {name}: {spec['type']}{default}")
+    click.echo(f"outputs: {', '.join(plan['outputs']) or '-'}")
+    if plan["workflows"]:
+        click.echo(f"workflows: {', '.join(plan['workflows'])}")
+
+
+@blueprints.command("delete")
+@click.argument("blueprint_id")
+@pass_ctx
+def blueprints_delete(ctx: Context, blueprint_id: str) -> None:
+    """Delete a blueprint no deployment uses."""
+    ctx.api().call("DELETE", f"/api/v1/blueprints/{blueprint_id}")
+    click.echo(f"blueprint {blueprint_id} deleted")
+
+
+def _all(api: ApiClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item of a paged listing."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = api.call("GET", path, params={**params, "offset": len(items), "limit": 1000})
+        items += page["items"]
+        if not page["items"] or len(items) >= page["total"]:
+            return items
+
+
+# ---------------------------------------------------------------- deployments
+
+
+@main.group()
+def deployments() -> None:
+    """Create, list, inspect and delete deployments."""
+
+
+@deployments.command("create")
+@click.argument("deployment_id")
+@click.option("-b", "--blueprint-id", required=True)
+@click.option("--inputs", "inputs_file", type=click.Path(exists=True), help="YAML file of inputs.")
+@click.option("-i", "--input", "pairs", multiple=True, help="NAME=VALUE (repeatable).")
+@click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE (repeatable).")
+@json_option
+@pass_ctx
+def deployments_create(
+    ctx: Context,
+    deployment_id: str,
+    blueprint_id: str,
+    inputs_file: str | None,
+    pairs: tuple[str, ...],
+    labels: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Create a deployment of a blueprint (inputs checked against it)."""
+    d = ctx.api().call(
+        "PUT",
+        f"/api/v1/deployments/{deployment_id}",
+        json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs), "labels": _labels(labels)},
+    )
+    if as_json:
+        _print_json(d)
+    else:
+        click.echo(f"deployment {d['id']} created from {d['blueprint_id']}")
+
+
+@deployments.command("list")
+@click.option("-b", "--blueprint-id")
+@click.option("--status")
+@click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE (repeatable, all must match).")
+@json_option
+@pass_ctx
+def deployments_list(
+    ctx: Context, blueprint_id: str | None, status: str | None, labels: tuple[str, ...], as_json: bool
+) -> None:
+    """List deployments (filter by blueprint, status, labels)."""
+    params: dict[str, Any] = {"label": list(labels)}
+    if blueprint_id:
+        params["blueprint_id"] = blueprint_id
+    if status:
+        params["status"] = status
+    items = _all(ctx.api(), "/api/v1/deployments", params)
+    if as_json:
+        _print_json(items)
+        return
+    for d in items:
+        labels_text = ",".join(f"{k}={v}" for k, v in d["labels"].items())
+        click.echo(f"{d['id']:30} {d['blueprint_id']:24} {d['status']:12} {labels_text}")
+
+
+@deployments.command("get")
+@click.argument("deployment_id")
+@json_option
+@pass_ctx
+def deployments_get(ctx: Context, deployment_id: str, as_json: bool) -> None:
+    """Show a deployment: status, node instances and their states, current execution."""
+    d = ctx.api().call("GET", f"/api/v1/deployments/{deployment_id}")
+    if as_json:
+        _print_json(d)
+        return
+    click.echo(f"{d['id']} ({d['blueprint_id']}): {d['status']}")
+    current = d["current_execution"]
+    if current:
+        click.echo(f"running: {current['workflow']} ({current['id']}) {current['ui']}")
+    click.echo("node instances:")
+    for inst in d["node_instances"]:
+        host = f" on {inst['host_id']}" if inst["host_id"] else ""
+        click.echo(f"  {inst['id']:30} {inst['state']:14}{host}")
+    click.echo(f"Temporal UI: {d['ui']}")
+
+
+@deployments.command("outputs")
+@click.argument("deployment_id")
+@pass_ctx
+def deployments_outputs(ctx: Context, deployment_id: str) -> None:
+    """Print a deployment's outputs (JSON)."""
+    _print_json(ctx.api().call("GET", f"/api/v1/deployments/{deployment_id}/outputs"))
+
+
+@deployments.command("graph")
+@click.argument("deployment_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["svg", "dot"]), default="svg", show_default=True)
+@pass_ctx
+def deployments_graph(ctx: Context, deployment_id: str, output: Path | None, fmt: str) -> None:
+    """The deployment's topology, instances colored by state, executions linked to the Temporal UI."""
+    body = ctx.api().call("GET", f"/api/v1/deployments/{deployment_id}/graph", params={"format": fmt})
+    if output is None:
+        click.echo(body.decode(), nl=False)
+    else:
+        output.write_bytes(body)
+        click.echo(f"written to {output}")
+
+
+@deployments.command("delete")
+@click.argument("deployment_id")
+@click.option("--force", is_flag=True, help="Delete even if installed or busy (forgets its resources).")
+@pass_ctx
+def deployments_delete(ctx: Context, deployment_id: str, force: bool) -> None:
+    """Delete an uninstalled deployment."""
+    ctx.api().call("DELETE", f"/api/v1/deployments/{deployment_id}", params={"force": force})
+    click.echo(f"deployment {deployment_id} deleted")
+
+
+# ---------------------------------------------------------------- executions
 
 
 @main.group()
 def executions() -> None:
-    """Start, follow and inspect executions."""
+    """Start, follow, inspect, cancel and resume executions."""
 
 
 @executions.command("start")
 @click.argument("workflow")
 @click.option("-d", "--deployment", "deployment_id", required=True)
 @click.option("-p", "--parameter", "pairs", multiple=True, help="NAME=VALUE (YAML value, repeatable).")
-def executions_start(workflow: str, deployment_id: str, pairs: tuple[str, ...]) -> None:
+@click.option("--parameters", "parameters_file", type=click.Path(exists=True), help="YAML file of parameters.")
+@click.option("--follow/--no-follow", "follow_", default=True, help="Follow it to the end (default) or return at once.")
+@click.option("--timeout", default=3600.0, show_default=True)
+@json_option
+@pass_ctx
+def executions_start(
+    ctx: Context,
+    workflow: str,
+    deployment_id: str,
+    pairs: tuple[str, ...],
+    parameters_file: str | None,
+    follow_: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
     """Start WORKFLOW (install, heal, scale, a custom one...) on a deployment."""
-    api = ApiClient(_settings())
-    ref = api.call(
-        "POST",
-        "/api/v1/executions",
-        json={"deployment_id": deployment_id, "workflow": workflow, "parameters": _inputs(None, pairs)},
-    )
-    click.echo(
-        f"execution {ref['execution_id']} ({workflow}){' queued' if ref['queued'] else ''}; Temporal UI: {ref['ui']}"
-    )
-    execution = follow(api, ref["execution_id"])
-    click.echo(f"{workflow} {execution['status']}" + (f": {execution['error']}" if execution.get("error") else ""))
-    if execution["status"] != "succeeded":
-        sys.exit(1)
+    api = ctx.api()
+    ref = _start(api, deployment_id, workflow, _inputs(parameters_file, pairs))
+    _after_start(api, ref, follow_, timeout, as_json)
+
+
+def _after_start(api: ApiClient, ref: dict[str, Any], follow_: bool, timeout: float, as_json: bool) -> None:
+    if not follow_:
+        if as_json:
+            _print_json(ref)
+        else:
+            queued = " (queued)" if ref["queued"] else ""
+            click.echo(f"execution {ref['execution_id']} ({ref['workflow']}){queued}; Temporal UI: {ref['ui']}")
+        return
+    if not as_json:
+        queued = " queued" if ref["queued"] else ""
+        click.echo(f"execution {ref['execution_id']} ({ref['workflow']}){queued}; Temporal UI: {ref['ui']}")
+    _finish(follow(api, ref["execution_id"], quiet=as_json, timeout=timeout), as_json)
 
 
 @executions.command("list")
 @click.option("-d", "--deployment", "deployment_id")
-def executions_list(deployment_id: str | None) -> None:
-    api = ApiClient(_settings())
-    for e in api.call("GET", "/api/v1/executions", params={"deployment_id": deployment_id} if deployment_id else {}):
+@click.option("--status")
+@json_option
+@pass_ctx
+def executions_list(ctx: Context, deployment_id: str | None, status: str | None, as_json: bool) -> None:
+    """List executions."""
+    params = {k: v for k, v in {"deployment_id": deployment_id, "status": status}.items() if v}
+    items = _all(ctx.api(), "/api/v1/executions", params)
+    if as_json:
+        _print_json(items)
+        return
+    for e in items:
         click.echo(f"{e['id']:30} {e['workflow']:18} {e['status']:10} {e.get('error') or ''}")
+
+
+@executions.command("get")
+@click.argument("execution_id")
+@json_option
+@pass_ctx
+def executions_get(ctx: Context, execution_id: str, as_json: bool) -> None:
+    """Show an execution."""
+    e = ctx.api().call("GET", f"/api/v1/executions/{execution_id}")
+    if as_json:
+        _print_json(e)
+        return
+    click.echo(f"{e['id']} {e['workflow']} on {e['deployment_id']}: {e['status']}")
+    if e["parameters"]:
+        click.echo(f"parameters: {json.dumps(e['parameters'])}")
+    if e["error"]:
+        click.echo(f"error: {e['error']}")
+    click.echo(f"started {str(e['created_at'])[:19]}, ended {str(e['ended_at'] or '-')[:19]}")
+    click.echo(f"Temporal UI: {e['ui']}")
+
+
+@executions.command("cancel")
+@click.argument("execution_id")
+@pass_ctx
+def executions_cancel(ctx: Context, execution_id: str) -> None:
+    """Cancel a running or queued execution."""
+    result = ctx.api().call("POST", f"/api/v1/executions/{execution_id}/cancel")
+    click.echo(f"{execution_id}: {result['result']}")
+
+
+@executions.command("resume")
+@click.argument("execution_id")
+@click.option("--follow/--no-follow", "follow_", default=True)
+@click.option("--timeout", default=3600.0, show_default=True)
+@json_option
+@pass_ctx
+def executions_resume(ctx: Context, execution_id: str, follow_: bool, timeout: float, as_json: bool) -> None:
+    """Run a failed or cancelled execution's failed and not-yet-run steps (a new execution)."""
+    api = ctx.api()
+    _after_start(api, api.call("POST", f"/api/v1/executions/{execution_id}/resume"), follow_, timeout, as_json)
+
+
+@executions.command("rollback")
+@click.argument("execution_id")
+@click.option("--follow/--no-follow", "follow_", default=True)
+@click.option("--timeout", default=3600.0, show_default=True)
+@json_option
+@pass_ctx
+def executions_rollback(ctx: Context, execution_id: str, follow_: bool, timeout: float, as_json: bool) -> None:
+    """Remove what an execution created (a new rollback execution)."""
+    api = ctx.api()
+    _after_start(api, api.call("POST", f"/api/v1/executions/{execution_id}/rollback"), follow_, timeout, as_json)
 
 
 @executions.command("events")
 @click.argument("execution_id")
-def executions_events(execution_id: str) -> None:
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing until the execution ends.")
+@json_option
+@pass_ctx
+def executions_events(ctx: Context, execution_id: str, follow_: bool, as_json: bool) -> None:
     """Print an execution's lifecycle events (node, operation, attempt, state, duration, errors)."""
-    api = ApiClient(_settings())
-    for event in api.call("GET", f"/api/v1/executions/{execution_id}/events"):
+    api = ctx.api()
+    if follow_ and not as_json:
+        follow(api, execution_id)
+        return
+    events = _events(api, execution_id)
+    if as_json:
+        _print_json(events)
+        return
+    for event in events:
         _print_event(event)
+
+
+def _events(api: ApiClient, execution_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = api.call("GET", f"/api/v1/executions/{execution_id}/events", params={"after": after})
+        events += page["items"]
+        if not page["items"]:
+            return events
+        after = page["next_after"]
 
 
 @main.command()
 @click.argument("execution_id")
-def events(execution_id: str) -> None:
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing until the execution ends.")
+@json_option
+@click.pass_context
+def events(ctx: click.Context, execution_id: str, follow_: bool, as_json: bool) -> None:
     """Print an execution's lifecycle events (same as `executions events`)."""
-    executions_events.callback(execution_id)  # type: ignore[misc]
+    ctx.invoke(executions_events, execution_id=execution_id, follow_=follow_, as_json=as_json)
+
+
+# ---------------------------------------------------------------- secrets and tokens
 
 
 @main.group()
-def deployments() -> None:
-    """List and inspect deployments."""
+def secrets() -> None:
+    """Secrets for blueprints (get_secret): write-only, stored encrypted (admin)."""
 
 
-@deployments.command("list")
-def deployments_list() -> None:
-    api = ApiClient(_settings())
-    for d in api.call("GET", "/api/v1/deployments"):
-        click.echo(f"{d['id']:30} {d['blueprint_id']:24} {d['status']}")
+@secrets.command("put")
+@click.argument("name")
+@click.option("--from-file", type=click.File("r"), help="Read the value from a file ('-': stdin).")
+@pass_ctx
+def secrets_put(ctx: Context, name: str, from_file: Any) -> None:
+    """Store a secret (prompted for without echo unless --from-file)."""
+    value = from_file.read().rstrip("\n") if from_file else click.prompt("value", hide_input=True)
+    ctx.api().call("PUT", f"/api/v1/secrets/{name}", json={"value": value})
+    click.echo(f"secret {name} stored")
 
 
-@deployments.command("outputs")
-@click.argument("deployment_id")
-def deployments_outputs(deployment_id: str) -> None:
-    api = ApiClient(_settings())
-    click.echo(json.dumps(api.call("GET", f"/api/v1/deployments/{deployment_id}/outputs"), indent=2))
+@secrets.command("list")
+@pass_ctx
+def secrets_list(ctx: Context) -> None:
+    for name in ctx.api().call("GET", "/api/v1/secrets")["names"]:
+        click.echo(name)
 
 
-try:
-    from tempano.api.blueprint_commands import blueprints as _blueprints  # type: ignore[import-not-found, unused-ignore]
+@secrets.command("delete")
+@click.argument("name")
+@pass_ctx
+def secrets_delete(ctx: Context, name: str) -> None:
+    ctx.api().call("DELETE", f"/api/v1/secrets/{name}")
+    click.echo(f"secret {name} deleted")
 
-    main.add_command(_blueprints)
-except ImportError:  # the compiler's commands arrive with its branch
-    pass
+
+@main.group()
+def tokens() -> None:
+    """API tokens (admin)."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@pass_ctx
+def tokens_create(ctx: Context, name: str, role: str) -> None:
+    """Issue a token; it is printed once and cannot be shown again."""
+    t = ctx.api().call("POST", "/api/v1/tokens", json={"name": name, "role": role})
+    click.echo(t["token"])
+
+
+@tokens.command("list")
+@json_option
+@pass_ctx
+def tokens_list(ctx: Context, as_json: bool) -> None:
+    items = ctx.api().call("GET", "/api/v1/tokens")
+    if as_json:
+        _print_json(items)
+        return
+    for t in items:
+        click.echo(f"{t['id']:14} {t['role']:9} {'revoked' if t['revoked'] else 'active':8} {t['name']}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@pass_ctx
+def tokens_revoke(ctx: Context, token_id: str) -> None:
+    ctx.api().call("DELETE", f"/api/v1/tokens/{token_id}")
+    click.echo(f"token {token_id} revoked")
 
 
 if __name__ == "__main__":

@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tempano.api.settings import Settings
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
+from tempano.plugins.registry import PluginRegistry, load_plugins
 from tempano.store import (
     BlueprintRecord,
     Conflict,
@@ -49,6 +52,7 @@ from tempano.workflows.models import (
     StartExecutionRequest,
 )
 
+log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 
@@ -81,6 +85,27 @@ async def connect(settings: Settings) -> Client:
         ) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _plugin_registry() -> PluginRegistry:
+    return load_plugins()
+
+
+def _installed_operation(reference: str) -> bool:
+    """Whether an installed plugin provides ``reference``: an unknown one is a compile error with its location."""
+    return _plugin_registry().has(reference)
+
+
+def _skip_inside(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
+    """A copytree filter leaving out tempano's own data directory (a blueprint saved next to it must not copy the
+    store, nor its own earlier copies)."""
+    data = data_dir.resolve()
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names if (Path(directory) / name).resolve() == data]
+
+    return ignore
+
+
 def check_id(kind: str, value: str) -> str:
     if not ID_PATTERN.match(value):
         raise ServiceError(
@@ -93,32 +118,38 @@ def check_id(kind: str, value: str) -> str:
 class Tempano:
     """tempano's operations over a store and a Temporal client."""
 
-    def __init__(self, settings: Settings, client: Client, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Client, store: Store | None = None, *, plugins: PluginRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
         self.store: Store = store if store is not None else settings.store
+        self.plugins = plugins
+        """The plugins blueprints are checked against (default: the installed ones)."""
+
+    def _has_operation(self, reference: str) -> bool:
+        return _installed_operation(reference) if self.plugins is None else self.plugins.has(reference)
 
     # ---------------------------------------------------------------- blueprints
 
     def upload_blueprint(self, blueprint_id: str, path: Path) -> BlueprintRecord:
         """Compiles the blueprint at ``path`` (file, directory or CSAR) and keeps a copy of its files."""
-        from tempano.blueprints import compile as compile_blueprint
-        from tempano.blueprints import load
-
         check_id("blueprint", blueprint_id)
         try:
             self.store.get_blueprint(blueprint_id)
             raise ServiceError(f"a blueprint named {blueprint_id!r} exists already", status=409)
         except NotFound:
             pass
-        blueprint = load(path)
-        plan = compile_blueprint(blueprint)
-        target = self.settings.blueprints_dir / blueprint_id
-        if target.exists():
-            shutil.rmtree(target)
-        root = Path(blueprint.base_dir)
-        shutil.copytree(root, target)
-        main_file = str(Path(blueprint.root_file).relative_to(root))
+        blueprint, plan = _compile(path, self._has_operation)
+        try:
+            target = self.settings.blueprints_dir / blueprint_id
+            if target.exists():
+                shutil.rmtree(target)
+            root = Path(blueprint.base_dir)
+            shutil.copytree(root, target, ignore=_skip_inside(self.settings.data_dir))
+            main_file = str(Path(blueprint.root_file).relative_to(root))
+        finally:
+            blueprint.cleanup()  # an extracted CSAR's temporary directory
         try:
             return self.store.put_blueprint(
                 blueprint_id,
@@ -132,12 +163,27 @@ class Tempano:
             raise ServiceError(str(e), status=409) from None
 
     def upload_blueprint_bytes(self, blueprint_id: str, filename: str, content: bytes) -> BlueprintRecord:
-        """A blueprint sent as one YAML document or a CSAR zip."""
+        """A blueprint sent as one YAML document or a CSAR zip (recognised by its content)."""
+        check_id("blueprint", blueprint_id)
         with tempfile.TemporaryDirectory(prefix="tempano-upload-") as tmp:
-            name = Path(filename).name or "blueprint.yaml"
-            path = Path(tmp) / name
-            path.write_bytes(content)
-            return self.upload_blueprint(blueprint_id, path)
+            return self.upload_blueprint(blueprint_id, _spool(Path(tmp), filename, content))
+
+    def validate_blueprint_bytes(self, filename: str, content: bytes) -> Plan:
+        """Compiles a YAML document or CSAR zip without storing anything."""
+        with tempfile.TemporaryDirectory(prefix="tempano-validate-") as tmp:
+            blueprint, plan = _compile(_spool(Path(tmp), filename, content), self._has_operation)
+            blueprint.cleanup()
+            return plan
+
+    def delete_blueprint(self, blueprint_id: str) -> None:
+        """Deletes a blueprint no deployment uses (409 otherwise), with its stored files."""
+        try:
+            self.store.delete_blueprint(blueprint_id)
+        except Conflict as e:
+            raise ServiceError(str(e), status=409) from None
+        target = self.settings.blueprints_dir / blueprint_id
+        if ID_PATTERN.match(blueprint_id) and target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
 
     # ---------------------------------------------------------------- deployments
 
@@ -154,6 +200,11 @@ class Tempano:
 
         check_id("deployment", deployment_id)
         blueprint = self.store.get_blueprint(blueprint_id)
+        try:
+            self.store.get_deployment(deployment_id)
+            raise ServiceError(f"a deployment named {deployment_id!r} exists already", status=409)
+        except NotFound:
+            pass
         plan = bind_inputs(Plan.model_validate(blueprint.plan), dict(inputs or {}))
         try:
             instances = expand(plan)
@@ -170,12 +221,28 @@ class Tempano:
             )
         except Conflict as e:
             raise ServiceError(str(e), status=409) from None
+        try:
+            await self._start_deployment_workflow(deployment_id, blueprint_id, policy, len(instances))
+        except (RPCError, WorkflowAlreadyStartedError) as e:
+            self.store.delete_deployment(deployment_id)
+            if isinstance(e, WorkflowAlreadyStartedError):
+                raise ServiceError(
+                    f"deployment {deployment_id}'s workflow from an earlier deployment of that name is still "
+                    "running; try again in a moment",
+                    status=409,
+                ) from None
+            raise TemporalUnavailable(f"cannot start deployment {deployment_id}'s workflow: {e.message}") from None
+        return record
+
+    async def _start_deployment_workflow(
+        self, deployment_id: str, blueprint_id: str, policy: QueuePolicy, instance_count: int
+    ) -> None:
         await self.client.start_workflow(
             DeploymentWorkflow.run,
             DeploymentInput(deployment_id=deployment_id, blueprint_id=blueprint_id, policy=policy),
             id=deployment_workflow_id(deployment_id),
             task_queue=self.settings.task_queue,
-            static_summary=f"deployment {deployment_id} of {blueprint_id} ({len(instances)} instances)",
+            static_summary=f"deployment {deployment_id} of {blueprint_id} ({instance_count} instances)",
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(SA_DEPLOYMENT, deployment_id),
@@ -185,7 +252,6 @@ class Tempano:
                 ]
             ),
         )
-        return record
 
     def deployment_handle(self, deployment_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(deployment_workflow_id(deployment_id))
@@ -257,10 +323,13 @@ class Tempano:
         return await self.wait_execution(ref.execution_id, timeout=timeout)
 
     def outputs(self, deployment_id: str) -> dict[str, Any]:
+        """The deployment's outputs as they stand; secrets are never evaluated here (they stay in activities)."""
         deployment = self.store.get_deployment(deployment_id)
         plan = Plan.model_validate(deployment.plan)
+        if not plan.outputs:
+            return {}
         instances = load_instances(self.store, plan, deployment_id)
-        resolver = StoreResolver(self.store, plan, deployment_id, instances)
+        resolver = _NoSecrets(self.store, plan, deployment_id, instances)
         out: dict[str, Any] = {}
         for name, spec in plan.outputs.items():
             try:
@@ -271,15 +340,66 @@ class Tempano:
         return out
 
     async def delete_deployment(self, deployment_id: str, *, force: bool = False) -> None:
+        """Deletes an uninstalled (or never installed) deployment; ``force`` deletes it whatever its state,
+        ending its workflow (and the execution it runs) and forgetting what it created."""
         deployment = self.store.get_deployment(deployment_id)
-        live = [i for i in self.store.node_instances(deployment_id) if i.state not in {"uninitialized", "deleted"}]
-        if live and not force:
-            raise ServiceError(
-                f"deployment {deployment_id} still has {len(live)} live node instance(s) "
-                f"({', '.join(i.id for i in live[:5])}{'...' if len(live) > 5 else ''}); "
-                "uninstall it first, or delete with force",
-                status=409,
-            )
-        with contextlib.suppress(RPCError):  # the workflow may be gone already
-            await self.deployment_handle(deployment.id).signal(DeploymentWorkflow.close)
+        if not force:
+            current = self.store.current_execution(deployment_id)
+            if current is not None:
+                raise ServiceError(
+                    f"deployment {deployment_id} is running {current.workflow} ({current.id}); "
+                    "wait for it or cancel it, then uninstall",
+                    status=409,
+                )
+            live = [i for i in self.store.node_instances(deployment_id) if i.state not in {"uninitialized", "deleted"}]
+            if live:
+                raise ServiceError(
+                    f"deployment {deployment_id} is {deployment.status} with {len(live)} live node instance(s) "
+                    f"({', '.join(i.id for i in live[:5])}{'...' if len(live) > 5 else ''}); "
+                    "uninstall it first, or delete with force",
+                    status=409,
+                )
+            with contextlib.suppress(RPCError):  # the workflow may be gone already
+                await self.deployment_handle(deployment.id).signal(DeploymentWorkflow.close)
+        else:
+            with contextlib.suppress(RPCError):
+                await self.deployment_handle(deployment.id).terminate(reason="deployment deleted with force")
         self.store.delete_deployment(deployment_id)
+
+
+class _NoSecrets(StoreResolver):
+    def get_secret(self, name: str) -> str:
+        raise FunctionError(f"get_secret {name!r}: secret values are resolved only inside operations")
+
+
+def _spool(tmp: Path, filename: str, content: bytes) -> Path:
+    """Writes an upload where the compiler can read it; only the kind (zip or YAML) is taken from the caller."""
+    is_zip = content[:4] == b"PK\x03\x04"
+    suffix = Path(filename).suffix.lower()
+    if is_zip:
+        name = f"blueprint{suffix if suffix in {'.zip', '.csar'} else '.zip'}"
+    else:
+        name = f"blueprint{suffix if suffix in {'.yaml', '.yml'} else '.yaml'}"
+    path = tmp / name
+    path.write_bytes(content)
+    return path
+
+
+def _compile(path: Path, has_operation: Callable[[str], bool]) -> tuple[Any, Plan]:
+    """Loads and compiles; any failure on what the caller sent is a BlueprintError (a 422, never a 500)."""
+    from tempano.blueprints import BlueprintError, load
+    from tempano.blueprints import compile as compile_blueprint
+
+    blueprint = None
+    try:
+        blueprint = load(path)
+        return blueprint, compile_blueprint(blueprint, has_operation=has_operation)
+    except BlueprintError:
+        if blueprint is not None:
+            blueprint.cleanup()
+        raise
+    except (RecursionError, ValueError, TypeError, KeyError, AttributeError, UnicodeError, OSError) as e:
+        if blueprint is not None:
+            blueprint.cleanup()
+        log.warning("blueprint %s could not be compiled", path.name, exc_info=True)
+        raise BlueprintError(f"the blueprint could not be read ({type(e).__name__}: {e})") from None

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     """Fernet key for secrets at rest; default: a key file generated in the data directory."""
     temporal_binary: str | None = None
+    auth: bool = True
+    """Require bearer tokens on the API (turn off only on a trusted, single-user machine)."""
+    admin_token: str | None = None
+    """An admin token to accept (at least 24 characters); default: one generated into <data dir>/admin.token."""
+    token: str | None = None
+    """The token the CLI sends (default: <data dir>/admin.token)."""
+    api_base_url: str | None = None
+    """Where the CLI finds the API (default: http://<api_host>:<api_port>)."""
+    max_upload_bytes: int = 50 * 1024 * 1024
+    """Largest blueprint upload the API accepts."""
     worker_threads: int = 64
 
     @property
@@ -48,7 +58,7 @@ class Settings(BaseSettings):
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def ui_url(self) -> str:
@@ -88,3 +98,11 @@ def execution_ui_link(settings: Settings, workflow_id: str) -> str:
     from urllib.parse import quote
 
     return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"
+
+
+def deployment_ui_link(settings: Settings, deployment_id: str) -> str:
+    """The Temporal web UI's list of a deployment's workflows (by the TempanoDeployment search attribute)."""
+    from urllib.parse import quote
+
+    query = quote(f'TempanoDeployment="{deployment_id}"', safe="")
+    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows?query={query}"

@@ -1,5 +1,6 @@
 """The runtime store: deployments, node instances, resource ledger, events, blueprints (SQLite or PostgreSQL)."""
 
+from tempano.store._api import DeploymentSummary, TokenRecord
 from tempano.store._store import Conflict, NotFound, Store, StoreError
 from tempano.store.records import (
     BlueprintRecord,
@@ -15,6 +16,7 @@ __all__ = [
     "BlueprintRecord",
     "Conflict",
     "DeploymentRecord",
+    "DeploymentSummary",
     "EventRecord",
     "ExecutionRecord",
     "NewInstance",
@@ -23,4 +25,5 @@ __all__ = [
     "ResourceRecord",
     "Store",
     "StoreError",
+    "TokenRecord",
 ]

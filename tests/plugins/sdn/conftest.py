@@ -37,10 +37,11 @@ class SdnWorld:
         self.networks[name] = view
         return view
 
-    def site_ctx(self, name: str, operation: str) -> LocalContext:
+    def site_ctx(self, name: str, operation: str, inputs: Mapping[str, Any] | None = None) -> LocalContext:
         return LocalContext(
             self.sites[name],
             operation=operation,
+            inputs=inputs,
             deployment_id=self.deployment,
             plugin="sdn",
             ledger=self.ledger,

@@ -201,6 +201,27 @@ def test_check_reports_a_detached_host_veth(lab: Lab, world: Any) -> None:
         run(world.link_ctx("check"), "link.check")
 
 
+def test_edge_settings_given_as_site_create_inputs_serve_the_link_and_checks(lab: Lab, world_factory: Any) -> None:
+    # What a blueprint does when it makes the edge routers itself: get_attribute in site.create's inputs.
+    w = world_factory(f"tpsdn{lab.tag}")
+    w.site("central", driver="linux")
+    w.site("regional", driver="linux")
+    w.network("net_a", lab.bridge_a)
+    w.network("net_b", lab.bridge_b)
+    w.make_link("central", "net_a", "regional", "net_b")
+    edges = {"central": (lab.edge_a, "10.77.0.1"), "regional": (lab.edge_b, "10.77.0.2")}
+
+    for site, (namespace, address) in edges.items():
+        inputs = {"edge_namespace": namespace, "underlay_address": address}
+        assert run(w.site_ctx(site, "create", inputs), "site.create") == {"driver": "linux", **inputs}
+        assert run(w.site_ctx(site, "check"), "site.check") == {"healthy": True}
+    run(w.link_ctx("create"), "link.create")
+
+    assert lab.pings_eventually()
+    run(w.link_ctx("delete"), "link.delete")
+    assert not lab.pings(count=2)
+
+
 def test_site_create_names_a_missing_edge_namespace(lab: Lab, world_factory: Any) -> None:
     w = world_factory(f"tpsdn{lab.tag}")
     w.site("lost", driver="linux", underlay_address="10.77.0.9", edge_namespace=f"tpsdn{lab.tag}-nope")

@@ -1,0 +1,94 @@
+"""The `tempano` CLI as a client of the served API: cfy-like verbs, live following, exit codes, --json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tempano.api.cli import main
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HELLO = Path(__file__).resolve().parents[2] / "blueprints" / "examples" / "hello" / "hello.yaml"
+FAILING = """\
+tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  node_templates:
+    broken:
+      type: tempano.nodes.Logger
+      interfaces:
+        Standard:
+          create:
+            implementation: builtin.fail
+            inputs: {message: "create failed on purpose"}
+"""
+
+
+async def cli(api: Api, *args: str, role: str = "admin") -> Result:
+    """Runs the CLI in a thread (the API serves from this test's event loop)."""
+    base = ["--api-url", api.url] + (["--token", api.tokens[role]] if role in api.tokens else [])
+    runner = CliRunner()
+    return await asyncio.to_thread(
+        runner.invoke, main, [*base, *args], catch_exceptions=False, env={"TEMPANO_TOKEN": ""}
+    )
+
+
+async def test_install_follow_inspect_uninstall(api: Api, tmp_path: Path) -> None:
+    r = await cli(api, "install", str(HELLO), "-d", "c1", "-i", "greeting=salut", "-l", "env=test")
+    assert r.exit_code == 0, r.output
+    assert "installing c1 (execution c1:1)" in r.output and "/workflows/" in r.output
+    assert "3/3 started" in r.output  # the live view of node states
+    assert "[backend_1]" in r.output  # events, per node instance
+    assert '"salut from database"' in r.output and "install succeeded" in r.output
+
+    r = await cli(api, "deployments", "list", "-l", "env=test", "--json")
+    assert [d["id"] for d in json.loads(r.output)] == ["c1"]
+    r = await cli(api, "deployments", "get", "c1", role="viewer")
+    assert r.exit_code == 0 and "c1 (c1): installed" in r.output and "frontend_1" in r.output
+    r = await cli(api, "deployments", "outputs", "c1", role="viewer")
+    assert json.loads(r.output)["database_message"] == "salut from database"
+    r = await cli(api, "executions", "list", "-d", "c1", "--json", role="viewer")
+    assert [(e["workflow"], e["status"]) for e in json.loads(r.output)] == [("install", "succeeded")]
+    r = await cli(api, "executions", "get", "c1:1", role="viewer")
+    assert "install on c1: succeeded" in r.output
+    r = await cli(api, "events", "c1:1", "--json", role="viewer")
+    assert any(e["type"] == "operation_succeeded" for e in json.loads(r.output))
+    r = await cli(api, "blueprints", "get", "c1", role="viewer")
+    assert "backend (tempano.nodes.Logger)" in r.output and "greeting: string" in r.output
+    r = await cli(api, "deployments", "graph", "c1", "-o", str(tmp_path / "c1.svg"), role="viewer")
+    assert r.exit_code == 0 and (tmp_path / "c1.svg").read_text().lstrip().startswith("<?xml")
+
+    # A viewer may not start executions: exit status 1 with the reason.
+    r = await cli(api, "executions", "start", "stop", "-d", "c1", role="viewer")
+    assert r.exit_code == 1 and "operator" in r.output
+    r = await cli(api, "deployments", "list", role="nobody")
+    assert r.exit_code == 1 and "Unauthorized (401)" in r.output and "--token" in r.output
+
+    r = await cli(api, "uninstall", "c1", role="operator")
+    assert r.exit_code == 0, r.output
+    assert "3/3 deleted" in r.output and "uninstall succeeded" in r.output
+    r = await cli(api, "deployments", "list", "--json")
+    assert json.loads(r.output) == []
+
+
+async def test_a_failed_install_exits_non_zero_and_json_says_why(api: Api, tmp_path: Path) -> None:
+    blueprint = tmp_path / "failing.yaml"
+    blueprint.write_text(FAILING)
+    r = await cli(api, "install", str(blueprint), "--json")
+    assert r.exit_code == 1
+    result = json.loads(r.output)
+    assert result["execution"]["status"] == "failed" and "on purpose" in result["execution"]["error"]
+
+    r = await cli(api, "blueprints", "upload", str(HELLO), "-b", "h2", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["id"] == "h2"
+    r = await cli(api, "deployments", "create", "h2-1", "-b", "h2", "-i", "nope=1")
+    assert r.exit_code == 1 and "unknown input" in r.output
+    assert (await cli(api, "blueprints", "list")).output.count("h2") == 1
+    assert (await cli(api, "blueprints", "delete", "h2")).exit_code == 0
+    r = await cli(api, "blueprints", "validate", str(HELLO))  # the compiler's local check still works
+    assert r.exit_code == 0 and "OK" in r.output
