@@ -29,6 +29,7 @@ from tempano.plugins.openstack._support import (
     find_or_fail,
     ignore_missing_get,
     maybe,
+    nothing_recorded,
     op,
     owns_name,
 )
@@ -339,6 +340,8 @@ def stop_server(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("server.delete")
 def delete_server(ctx: OperationContext) -> None:
     """Delete the servers (and the NFV flavor) the ledger holds, waiting until they are gone."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "server")
     compute = o.compute
     o.delete_recorded(lambda i: compute.delete_server(i, ignore_missing=True), ignore_missing_get(compute.get_server))
@@ -406,6 +409,8 @@ def create_keypair(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("keypair.delete")
 def delete_keypair(ctx: OperationContext) -> None:
     """Delete the key pair the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "keypair")
     o.delete_recorded(lambda i: o.compute.delete_keypair(i, ignore_missing=True))
 
@@ -433,6 +438,8 @@ def create_server_group(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("server_group.delete")
 def delete_server_group(ctx: OperationContext) -> None:
     """Delete the server group the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "server_group")
     o.delete_recorded(lambda i: o.compute.delete_server_group(i, ignore_missing=True))
 
@@ -478,6 +485,8 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("volume.detach")
 def detach_volume(ctx: OperationContext) -> None:
     """Detach what :func:`attach_volume` recorded and wait until the volume is ``available`` again."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "volume_attachment")
     compute, storage = o.compute, o.block_storage
     for entry in o.ctx.resources("volume_attachment"):

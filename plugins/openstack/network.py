@@ -16,7 +16,15 @@ from openstack import exceptions as sdk
 from tempano.plugins.contract import ConfigurationError, OperationContext, PluginError
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
-from tempano.plugins.openstack._support import Op, find_or_fail, ignore_missing_get, maybe, op, target_id
+from tempano.plugins.openstack._support import (
+    Op,
+    find_or_fail,
+    ignore_missing_get,
+    maybe,
+    nothing_recorded,
+    op,
+    target_id,
+)
 
 
 def _ensure(o: Op, sdk_name: str, plural: str, attrs: Callable[[], dict[str, Any]]) -> Any:
@@ -91,6 +99,8 @@ def create_network(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("network.delete")
 def delete_network(ctx: OperationContext) -> None:
     """Delete the network the ledger holds (a 409 while its ports go away is retried)."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "network"), "network")
 
 
@@ -145,6 +155,8 @@ def create_subnet(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("subnet.delete")
 def delete_subnet(ctx: OperationContext) -> None:
     """Delete the subnet the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "subnet"), "subnet")
 
 
@@ -199,6 +211,8 @@ def create_security_group(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("security_group.delete")
 def delete_security_group(ctx: OperationContext) -> None:
     """Delete the security group (and so its rules) the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "security_group"), "security_group")
 
 
@@ -283,6 +297,8 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("port.delete")
 def delete_port(ctx: OperationContext) -> None:
     """Delete the port the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "port"), "port")
 
 
@@ -327,6 +343,8 @@ def create_router(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("router.delete")
 def delete_router(ctx: OperationContext) -> None:
     """Remove the interfaces tempano added, then delete the router the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "router")
     for entry in ctx.resources("router_interface"):
         router_id, _, subnet_id = entry.resource_id.partition("/")
@@ -408,6 +426,8 @@ def create_floating_ip(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("floating_ip.delete")
 def delete_floating_ip(ctx: OperationContext) -> None:
     """Detach the addresses tempano associated, release those it allocated (adopted ones stay allocated)."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "floating_ip")
     network = o.network
     for entry in ctx.resources("floating_ip_association"):

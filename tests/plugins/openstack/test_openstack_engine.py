@@ -6,13 +6,16 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tempano.api.service import Tempano
-from tempano.plugins.openstack.testing import OpenStackEmulator
+from tempano.plugins import load_plugins
+from tempano.plugins.openstack import plugin
+from tempano.plugins.openstack.testing import OpenStackEmulator, write_clouds_yaml
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[2] / "blueprints" / "examples" / "openstack"
@@ -179,3 +182,130 @@ async def test_quota_exhaustion_fails_clearly_and_rollback_leaves_nothing(
     assert rollback.status == "succeeded", rollback.error
     assert east.leftovers() == {}
     assert tempano.store.resources("mn-quota") == []
+
+
+async def test_server_in_error_is_replaced_by_the_retry(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
+    east = clouds["east"]
+    east.faults.servers_to_error = 1
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("err-retry", "one", {"cloud": "east"})
+    await install(tempano, "err-retry")
+
+    assert east.created["server"] == 2  # the ERROR one, then its replacement
+    [server] = east.find("server")
+    assert server["status"] == "ACTIVE"
+    vm = tempano.store.node_instance("err-retry", "vm_1")
+    assert vm.attributes["id"] == server["id"]
+    [port] = ports_of(east, server["id"])  # the port moved to the new server
+    assert port["id"] == tempano.store.node_instance("err-retry", "port_1").attributes["id"]
+    failed = [e for e in tempano.store.events("err-retry") if e.type == "operation_failed"]
+    assert len(failed) == 1 and "went to ERROR" in (failed[0].message or "")
+    await uninstall(tempano, "err-retry")
+    assert east.leftovers() == {}
+
+
+async def test_server_in_error_without_retry_fails_then_heal_replaces_it(
+    tempano: Tempano, clouds: dict[str, OpenStackEmulator]
+) -> None:
+    east = clouds["east"]
+    east.faults.servers_to_error = 1
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("err-heal", "one", {"cloud": "east", "retry_on_error": False})
+    execution = await tempano.run("err-heal", "install", timeout=300)
+    assert execution.status == "failed"
+    assert "went to ERROR" in (execution.error or "") and "retry_on_error is false" in (execution.error or "")
+    assert east.created["server"] == 1
+
+    heal = await tempano.run("err-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    assert heal.status == "succeeded", heal.error
+    [server] = east.find("server")
+    assert server["status"] == "ACTIVE" and east.created["server"] == 2
+    assert tempano.store.node_instance("err-heal", "vm_1").attributes["id"] == server["id"]
+    await uninstall(tempano, "err-heal")
+    assert east.leftovers() == {}
+
+
+async def test_heal_replaces_a_server_that_went_to_error_after_install(
+    tempano: Tempano, clouds: dict[str, OpenStackEmulator]
+) -> None:
+    east = clouds["east"]
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("heal", "one", {"cloud": "east"})
+    await install(tempano, "heal")
+    before = tempano.store.node_instance("heal", "vm_1").attributes["id"]
+
+    healthy = await tempano.run("heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    assert healthy.status == "succeeded", healthy.error
+    assert east.created["server"] == 1  # healthy: nothing done
+
+    east.fail_server(before, "host compute-1 lost power")
+    heal = await tempano.run("heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    assert heal.status == "succeeded", heal.error
+    [server] = east.find("server")
+    assert server["id"] != before and server["status"] == "ACTIVE"
+    assert tempano.store.node_instance("heal", "vm_1").attributes["id"] == server["id"]
+    assert [p["id"] for p in ports_of(east, server["id"])] == [
+        tempano.store.node_instance("heal", "port_1").attributes["id"]
+    ]
+    await uninstall(tempano, "heal")
+    assert east.leftovers() == {}
+
+
+async def test_one_deployment_spans_two_clouds(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
+    east, west = clouds["east"], clouds["west"]
+    tempano.upload_blueprint("two", TWO_CLOUDS)
+    await tempano.create_deployment("two", "two", {"cloud_a": "east", "cloud_b": "west"})
+    await install(tempano, "two")
+
+    attrs = {i.node: i.attributes for i in tempano.store.node_instances("two")}
+    for cloud, vm, net in ((east, "vm_a", "net_a"), (west, "vm_b", "net_b")):
+        [server] = cloud.find("server")
+        assert server["id"] == attrs[vm]["id"] and attrs[vm]["cloud"] == cloud.name
+        [port] = ports_of(cloud, server["id"])
+        assert port["network_id"] == attrs[net]["id"]
+        assert {kind for kind in cloud.leftovers()} == {"server", "network", "subnet", "port"}
+    outputs = tempano.outputs("two")
+    assert outputs["a_address"].startswith("10.10.0.") and outputs["b_address"].startswith("10.20.0.")
+    clouds_of = {r.data.get("cloud") for r in tempano.store.resources("two")}
+    assert clouds_of == {"east", "west"}
+
+    await uninstall(tempano, "two")
+    assert east.leftovers() == {} and west.leftovers() == {}
+
+
+async def test_unreachable_cloud_fails_naming_the_cloud_and_what_to_do(
+    tempano: Tempano, clouds: dict[str, OpenStackEmulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = OpenStackEmulator("north").start()
+    down.stop()  # its port is closed now: nothing answers there
+    path = write_clouds_yaml(tmp_path / "clouds-with-north.yaml", [*clouds.values(), down])
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("down", "one", {"cloud": "north"})
+    started = time.monotonic()
+    execution = await tempano.run("down", "install", timeout=300)
+    print(f"\nunreachable cloud: failed after {time.monotonic() - started:.1f} s: {execution.error}")
+    assert execution.status == "failed"
+    error = execution.error or ""
+    assert "cloud 'north'" in error and "could not be reached" in error
+    assert "auth_url" in error  # what to check
+
+    await uninstall(tempano, "down")
+
+
+async def test_missing_clouds_yaml_entry_fails_at_once(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("nowhere", "one", {"cloud": "nowhere"})
+    execution = await tempano.run("nowhere", "install", timeout=300)
+    assert execution.status == "failed"
+    error = execution.error or ""
+    assert "cloud 'nowhere' is not usable from clouds.yaml" in error and "attempt 1/" in error
+    assert "add an entry named 'nowhere'" in error
+
+
+def test_plugin_registers_under_the_entry_point_group() -> None:
+    [entry] = [e for e in entry_points(group="tempano.plugins") if e.name == "openstack"]
+    assert entry.load() is plugin
+    registry = load_plugins()
+    assert registry.plugins["openstack"] is plugin
+    assert registry.resolve("openstack.server.create") is plugin.operations["server.create"]
