@@ -3,7 +3,12 @@ and emulated clouds reached through a clouds.yaml the test writes (``clouds`` fi
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from importlib.metadata import entry_points
@@ -11,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
 from tempano.api.service import Tempano
+from tempano.api.settings import Settings
 from tempano.plugins import load_plugins
 from tempano.plugins.openstack import plugin
 from tempano.plugins.openstack.testing import OpenStackEmulator, write_clouds_yaml
+from tempano.store import Store
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[2] / "blueprints" / "examples" / "openstack"
@@ -309,3 +317,90 @@ def test_plugin_registers_under_the_entry_point_group() -> None:
     registry = load_plugins()
     assert registry.plugins["openstack"] is plugin
     assert registry.resolve("openstack.server.create") is plugin.operations["server.create"]
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """tempano's worker as its own OS process (``tempano worker``) on the test's task queue, store and clouds.yaml."""
+    env = {
+        **os.environ,  # OS_CLIENT_CONFIG_FILE, set by the clouds fixture
+        "TEMPANO_DATA_DIR": str(settings.data_dir),
+        "TEMPANO_TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPANO_TASK_QUEUE": settings.task_queue,
+        "TEMPANO_WORKER_THREADS": "8",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tempano.api.cli", "worker"],
+        env=env,
+        cwd=log.parent,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def test_worker_killed_while_server_builds_adopts_the_same_server(
+    settings: Settings, client: Client, store: Store, clouds: dict[str, OpenStackEmulator], tmp_path: Path
+) -> None:
+    east = clouds["east"]
+    east.faults.server_build_seconds = 15  # BUILD long enough to kill the worker in the middle
+    tempano = Tempano(settings, client, store)  # no worker in this process: the one below is the only one
+    tempano.upload_blueprint("one", ONE_SERVER)
+    await tempano.create_deployment("kill", "one", {"cloud": "east"})
+    log = tmp_path / "worker.log"
+    workers = [start_worker(settings, log)]
+    try:
+        t0 = time.monotonic()
+        ref = await tempano.start_execution("kill", "install")
+        deadline = time.monotonic() + 240  # the worker process starts slowly on a loaded machine
+        while not east.find("server"):
+            assert time.monotonic() < deadline, f"no server was created; worker log:\n{log.read_text()[-3000:]}"
+            assert workers[0].poll() is None, f"the worker died:\n{log.read_text()[-3000:]}"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # the create is now waiting for ACTIVE, heartbeating the server id
+        [building] = east.find("server")
+        assert building["status"] == "BUILD"
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].wait()
+
+        t1 = time.monotonic()
+        workers.append(start_worker(settings, log))
+        execution = await tempano.wait_execution(ref.execution_id, timeout=400)
+        t2 = time.monotonic()
+        print(f"\nworker killed {t1 - t0:.1f} s after the install started; install done {t2 - t1:.1f} s after the kill")
+        assert execution.status == "succeeded", f"{execution.error}\nworker log:\n{log.read_text()[-3000:]}"
+        [server] = east.find("server")
+        assert server["id"] == building["id"] and server["status"] == "ACTIVE"
+        assert east.created["server"] == 1  # adopted, not duplicated
+        assert store.node_instance("kill", "vm_1").attributes["id"] == building["id"]
+
+        # the create really ran twice: the killed attempt timed out on its heartbeat and the next one adopted
+        history = await client.get_workflow_handle(ref.workflow_id).fetch_history()
+        scheduled = {
+            e.event_id: e.activity_task_scheduled_event_attributes.activity_id
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        }
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            for e in history.events
+            if e.HasField("activity_task_started_event_attributes")
+            and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "vm_1:Standard.create"
+        ]
+        assert attempts and max(attempts) >= 2
+
+        await uninstall(tempano, "kill")
+        print(f"uninstall {time.monotonic() - t2:.1f} s")
+        assert east.leftovers() == {}
+    finally:
+        for proc in workers:
+            stop_worker(proc)
