@@ -73,8 +73,8 @@ async def test_multi_network_install_then_uninstall_leaves_nothing(
 ) -> None:
     east = clouds["east"]
     tempano.upload_blueprint("mn", MULTI_NETWORK)
-    await tempano.create_deployment("mn-1", "mn", {"cloud": "east"})
-    seconds = await install(tempano, "mn-1")
+    await tempano.create_deployment("os-mn-1", "mn", {"cloud": "east"})
+    seconds = await install(tempano, "os-mn-1")
     print(f"\nmulti-network install without faults: {seconds:.1f} s")
 
     made = east.leftovers()
@@ -91,7 +91,7 @@ async def test_multi_network_install_then_uninstall_leaves_nothing(
         "security_group_rule": 5,  # 2 default egress rules + 3 of the blueprint
         "volume": 1,
     }
-    attrs = {i.node: i.attributes for i in tempano.store.node_instances("mn-1")}
+    attrs = {i.node: i.attributes for i in tempano.store.node_instances("os-mn-1")}
     for vm in ("fw_a", "fw_b"):
         [server] = east.find("server", id=attrs[vm]["id"])
         assert server["status"] == "ACTIVE"
@@ -105,7 +105,7 @@ async def test_multi_network_install_then_uninstall_leaves_nothing(
     assert volume["status"] == "in-use"
     [fip] = east.find("floatingip", id=attrs["fw_a_public"]["id"])
     assert fip["port_id"] == attrs["fw_a_mgmt"]["id"]
-    outputs = tempano.outputs("mn-1")
+    outputs = tempano.outputs("os-mn-1")
     assert outputs["fw_a_public_address"] == fip["floating_ip_address"]
     fw_b_ips = [ip["ip_address"] for port in ports_of(east, attrs["fw_b"]["id"]) for ip in port["fixed_ips"]]
     assert outputs["fw_b_address"] in fw_b_ips
@@ -113,7 +113,7 @@ async def test_multi_network_install_then_uninstall_leaves_nothing(
     assert [ip["ip_address"] for ip in data_a["fixed_ips"]] == ["10.20.0.11"]
     assert clouds["west"].leftovers() == {}
 
-    await uninstall(tempano, "mn-1")
+    await uninstall(tempano, "os-mn-1")
     assert east.leftovers() == {}
 
 
@@ -122,11 +122,11 @@ async def test_vnfd_install_then_uninstall_leaves_nothing(
 ) -> None:
     east = clouds["east"]
     tempano.upload_blueprint("vnfd", VNFD)
-    await tempano.create_deployment("vnfd-1", "vnfd", {"cloud": "east"})
-    seconds = await install(tempano, "vnfd-1")
+    await tempano.create_deployment("os-vnfd-1", "vnfd", {"cloud": "east"})
+    seconds = await install(tempano, "os-vnfd-1")
     print(f"\nVNFD install without faults: {seconds:.1f} s")
 
-    attrs = {i.node: i.attributes for i in tempano.store.node_instances("vnfd-1")}
+    attrs = {i.node: i.attributes for i in tempano.store.node_instances("os-vnfd-1")}
     [server] = east.find("server", id=attrs["fw_vdu"]["id"])
     assert server["status"] == "ACTIVE"
     assert server["flavor"]["vcpus"] == 2
@@ -140,32 +140,37 @@ async def test_vnfd_install_then_uninstall_leaves_nothing(
     assert volume["status"] == "in-use"
     assert len(east.leftovers()["floatingip"]) == 1
 
-    await uninstall(tempano, "vnfd-1")
+    await uninstall(tempano, "os-vnfd-1")
     assert east.leftovers() == {}
 
 
+@pytest.mark.parametrize("blueprint", [MULTI_NETWORK, VNFD], ids=["multi-network", "vnfd"])
 async def test_install_completes_despite_5xx_and_latency_without_duplicates(
-    tempano: Tempano, clouds: dict[str, OpenStackEmulator]
+    tempano: Tempano, clouds: dict[str, OpenStackEmulator], blueprint: Path
 ) -> None:
     east = clouds["east"]
     east.faults.error_rate = 0.1
     east.faults.latency = 0.02
-    tempano.upload_blueprint("mn", MULTI_NETWORK)
-    await tempano.create_deployment("mn-faults", "mn", {"cloud": "east"})
-    seconds = await install(tempano, "mn-faults", timeout=600)
-    print(
-        f"\nmulti-network install with 10% 5xx + 20 ms latency: {seconds:.1f} s, {east.injected_errors} errors injected"
-    )
+    tempano.upload_blueprint("bp", blueprint)
+    deployment = f"os-faults-{blueprint.stem}"
+    await tempano.create_deployment(deployment, "bp", {"cloud": "east"})
+    seconds = await install(tempano, deployment, timeout=600)
+    print(f"\n{blueprint.name} install with 10% 5xx + 20 ms latency: {seconds:.1f} s, {east.injected_errors} errors")
     assert east.injected_errors > 0
     assert duplicates(east) == {}
-    made = {kind: len(items) for kind, items in east.leftovers().items()}
-    assert made["server"] == 2 and made["port"] == 5 and made["network"] == 2 and made["volume"] == 1
-    # the ledger holds each resource once, and exactly what exists
-    ledger = tempano.store.resources("mn-faults")
-    ids = [r.resource_id for r in ledger if r.kind not in {"volume_attachment", "router_interface"}]
+    made = east.leftovers()
+    # nothing was ever made twice, not even briefly: every create whose answer was lost got adopted
+    tagged_ports = [p for p in made["port"] if p["tags"]]  # not Nova's or the router's own ports
+    counts = {kind: len(items) for kind, items in made.items() if kind not in {"port", "security_group_rule"}}
+    assert {kind: east.created[kind] for kind in counts} == counts
+    assert east.created["port"] == len(tagged_ports)
+    assert all(server["status"] == "ACTIVE" for server in made["server"])
+    # the ledger holds each resource once
+    ledger = tempano.store.resources(deployment)
+    ids = [(r.kind, r.resource_id) for r in ledger]
     assert len(ids) == len(set(ids))
 
-    await uninstall(tempano, "mn-faults", timeout=600)
+    await uninstall(tempano, deployment, timeout=600)
     assert east.leftovers() == {}
 
 
@@ -175,40 +180,40 @@ async def test_quota_exhaustion_fails_clearly_and_rollback_leaves_nothing(
     east = clouds["east"]
     east.faults.quotas = {"server": 1}  # the blueprint has two
     tempano.upload_blueprint("mn", MULTI_NETWORK)
-    await tempano.create_deployment("mn-quota", "mn", {"cloud": "east"})
-    execution = await tempano.run("mn-quota", "install", timeout=300)
+    await tempano.create_deployment("os-mn-quota", "mn", {"cloud": "east"})
+    execution = await tempano.run("os-mn-quota", "install", timeout=300)
     assert execution.status == "failed"
     error = execution.error or ""
     print(f"\nquota failure: {error}")
     assert "on cloud 'east'" in error
-    assert re.search(r"server 'mn-quota-fw_[ab]_1'", error)
+    assert re.search(r"server 'os-mn-quota-fw_[ab]_1'", error)
     assert "Quota exceeded for instances" in error
     assert "ask the cloud administrator for a higher quota" in error
     assert east.created["server"] == 1  # a quota refusal is not retried
 
-    rollback = await tempano.run("mn-quota", "rollback", {"execution_id": execution.id}, timeout=300)
+    rollback = await tempano.run("os-mn-quota", "rollback", {"execution_id": execution.id}, timeout=300)
     assert rollback.status == "succeeded", rollback.error
     assert east.leftovers() == {}
-    assert tempano.store.resources("mn-quota") == []
+    assert tempano.store.resources("os-mn-quota") == []
 
 
 async def test_server_in_error_is_replaced_by_the_retry(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
     east = clouds["east"]
     east.faults.servers_to_error = 1
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("err-retry", "one", {"cloud": "east"})
-    await install(tempano, "err-retry")
+    await tempano.create_deployment("os-err-retry", "one", {"cloud": "east"})
+    await install(tempano, "os-err-retry")
 
     assert east.created["server"] == 2  # the ERROR one, then its replacement
     [server] = east.find("server")
     assert server["status"] == "ACTIVE"
-    vm = tempano.store.node_instance("err-retry", "vm_1")
+    vm = tempano.store.node_instance("os-err-retry", "vm_1")
     assert vm.attributes["id"] == server["id"]
     [port] = ports_of(east, server["id"])  # the port moved to the new server
-    assert port["id"] == tempano.store.node_instance("err-retry", "port_1").attributes["id"]
-    failed = [e for e in tempano.store.events("err-retry") if e.type == "operation_failed"]
+    assert port["id"] == tempano.store.node_instance("os-err-retry", "port_1").attributes["id"]
+    failed = [e for e in tempano.store.events("os-err-retry") if e.type == "operation_failed"]
     assert len(failed) == 1 and "went to ERROR" in (failed[0].message or "")
-    await uninstall(tempano, "err-retry")
+    await uninstall(tempano, "os-err-retry")
     assert east.leftovers() == {}
 
 
@@ -218,18 +223,18 @@ async def test_server_in_error_without_retry_fails_then_heal_replaces_it(
     east = clouds["east"]
     east.faults.servers_to_error = 1
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("err-heal", "one", {"cloud": "east", "retry_on_error": False})
-    execution = await tempano.run("err-heal", "install", timeout=300)
+    await tempano.create_deployment("os-err-heal", "one", {"cloud": "east", "retry_on_error": False})
+    execution = await tempano.run("os-err-heal", "install", timeout=300)
     assert execution.status == "failed"
     assert "went to ERROR" in (execution.error or "") and "retry_on_error is false" in (execution.error or "")
     assert east.created["server"] == 1
 
-    heal = await tempano.run("err-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    heal = await tempano.run("os-err-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
     assert heal.status == "succeeded", heal.error
     [server] = east.find("server")
     assert server["status"] == "ACTIVE" and east.created["server"] == 2
-    assert tempano.store.node_instance("err-heal", "vm_1").attributes["id"] == server["id"]
-    await uninstall(tempano, "err-heal")
+    assert tempano.store.node_instance("os-err-heal", "vm_1").attributes["id"] == server["id"]
+    await uninstall(tempano, "os-err-heal")
     assert east.leftovers() == {}
 
 
@@ -238,46 +243,46 @@ async def test_heal_replaces_a_server_that_went_to_error_after_install(
 ) -> None:
     east = clouds["east"]
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("heal", "one", {"cloud": "east"})
-    await install(tempano, "heal")
-    before = tempano.store.node_instance("heal", "vm_1").attributes["id"]
+    await tempano.create_deployment("os-heal", "one", {"cloud": "east"})
+    await install(tempano, "os-heal")
+    before = tempano.store.node_instance("os-heal", "vm_1").attributes["id"]
 
-    healthy = await tempano.run("heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    healthy = await tempano.run("os-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
     assert healthy.status == "succeeded", healthy.error
     assert east.created["server"] == 1  # healthy: nothing done
 
     east.fail_server(before, "host compute-1 lost power")
-    heal = await tempano.run("heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
+    heal = await tempano.run("os-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
     assert heal.status == "succeeded", heal.error
     [server] = east.find("server")
     assert server["id"] != before and server["status"] == "ACTIVE"
-    assert tempano.store.node_instance("heal", "vm_1").attributes["id"] == server["id"]
+    assert tempano.store.node_instance("os-heal", "vm_1").attributes["id"] == server["id"]
     assert [p["id"] for p in ports_of(east, server["id"])] == [
-        tempano.store.node_instance("heal", "port_1").attributes["id"]
+        tempano.store.node_instance("os-heal", "port_1").attributes["id"]
     ]
-    await uninstall(tempano, "heal")
+    await uninstall(tempano, "os-heal")
     assert east.leftovers() == {}
 
 
 async def test_one_deployment_spans_two_clouds(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
     east, west = clouds["east"], clouds["west"]
-    tempano.upload_blueprint("two", TWO_CLOUDS)
-    await tempano.create_deployment("two", "two", {"cloud_a": "east", "cloud_b": "west"})
-    await install(tempano, "two")
+    tempano.upload_blueprint("os-two", TWO_CLOUDS)
+    await tempano.create_deployment("os-two", "os-two", {"cloud_a": "east", "cloud_b": "west"})
+    await install(tempano, "os-two")
 
-    attrs = {i.node: i.attributes for i in tempano.store.node_instances("two")}
+    attrs = {i.node: i.attributes for i in tempano.store.node_instances("os-two")}
     for cloud, vm, net in ((east, "vm_a", "net_a"), (west, "vm_b", "net_b")):
         [server] = cloud.find("server")
         assert server["id"] == attrs[vm]["id"] and attrs[vm]["cloud"] == cloud.name
         [port] = ports_of(cloud, server["id"])
         assert port["network_id"] == attrs[net]["id"]
         assert {kind for kind in cloud.leftovers()} == {"server", "network", "subnet", "port"}
-    outputs = tempano.outputs("two")
+    outputs = tempano.outputs("os-two")
     assert outputs["a_address"].startswith("10.10.0.") and outputs["b_address"].startswith("10.20.0.")
-    clouds_of = {r.data.get("cloud") for r in tempano.store.resources("two")}
+    clouds_of = {r.data.get("cloud") for r in tempano.store.resources("os-two")}
     assert clouds_of == {"east", "west"}
 
-    await uninstall(tempano, "two")
+    await uninstall(tempano, "os-two")
     assert east.leftovers() == {} and west.leftovers() == {}
 
 
@@ -289,22 +294,22 @@ async def test_unreachable_cloud_fails_naming_the_cloud_and_what_to_do(
     path = write_clouds_yaml(tmp_path / "clouds-with-north.yaml", [*clouds.values(), down])
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("down", "one", {"cloud": "north"})
+    await tempano.create_deployment("os-down", "one", {"cloud": "north"})
     started = time.monotonic()
-    execution = await tempano.run("down", "install", timeout=300)
+    execution = await tempano.run("os-down", "install", timeout=300)
     print(f"\nunreachable cloud: failed after {time.monotonic() - started:.1f} s: {execution.error}")
     assert execution.status == "failed"
     error = execution.error or ""
     assert "cloud 'north'" in error and "could not be reached" in error
     assert "auth_url" in error  # what to check
 
-    await uninstall(tempano, "down")
+    await uninstall(tempano, "os-down")
 
 
 async def test_missing_clouds_yaml_entry_fails_at_once(tempano: Tempano, clouds: dict[str, OpenStackEmulator]) -> None:
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("nowhere", "one", {"cloud": "nowhere"})
-    execution = await tempano.run("nowhere", "install", timeout=300)
+    await tempano.create_deployment("os-nowhere", "one", {"cloud": "nowhere"})
+    execution = await tempano.run("os-nowhere", "install", timeout=300)
     assert execution.status == "failed"
     error = execution.error or ""
     assert "cloud 'nowhere' is not usable from clouds.yaml" in error and "attempt 1/" in error
@@ -355,12 +360,12 @@ async def test_worker_killed_while_server_builds_adopts_the_same_server(
     east.faults.server_build_seconds = 15  # BUILD long enough to kill the worker in the middle
     tempano = Tempano(settings, client, store)  # no worker in this process: the one below is the only one
     tempano.upload_blueprint("one", ONE_SERVER)
-    await tempano.create_deployment("kill", "one", {"cloud": "east"})
+    await tempano.create_deployment("os-kill", "one", {"cloud": "east"})
     log = tmp_path / "worker.log"
     workers = [start_worker(settings, log)]
     try:
         t0 = time.monotonic()
-        ref = await tempano.start_execution("kill", "install")
+        ref = await tempano.start_execution("os-kill", "install")
         deadline = time.monotonic() + 240  # the worker process starts slowly on a loaded machine
         while not east.find("server"):
             assert time.monotonic() < deadline, f"no server was created; worker log:\n{log.read_text()[-3000:]}"
@@ -381,7 +386,7 @@ async def test_worker_killed_while_server_builds_adopts_the_same_server(
         [server] = east.find("server")
         assert server["id"] == building["id"] and server["status"] == "ACTIVE"
         assert east.created["server"] == 1  # adopted, not duplicated
-        assert store.node_instance("kill", "vm_1").attributes["id"] == building["id"]
+        assert store.node_instance("os-kill", "vm_1").attributes["id"] == building["id"]
 
         # the create really ran twice: the killed attempt timed out on its heartbeat and the next one adopted
         history = await client.get_workflow_handle(ref.workflow_id).fetch_history()
@@ -398,7 +403,7 @@ async def test_worker_killed_while_server_builds_adopts_the_same_server(
         ]
         assert attempts and max(attempts) >= 2
 
-        await uninstall(tempano, "kill")
+        await uninstall(tempano, "os-kill")
         print(f"uninstall {time.monotonic() - t2:.1f} s")
         assert east.leftovers() == {}
     finally:
