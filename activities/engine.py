@@ -11,16 +11,17 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from tempano.activities.context import ActivityContext
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
     RELATIONSHIP_PHASE_OPERATIONS,
+    ImperativeWorkflow,
     NodeSpec,
     OperationSpec,
     Plan,
@@ -35,6 +36,7 @@ from tempano.workflows.models import (
     BatchInput,
     BatchPlan,
     ExecutionStatusInput,
+    ImperativeQuery,
     InstanceInfo,
     InstancesQuery,
     LogInput,
@@ -123,6 +125,7 @@ class EngineActivities:
             self.subgraph,
             self.log_event,
             self.rollback_plan,
+            self.imperative_workflow,
         ]
 
     # ---------------------------------------------------------------- scheduling
@@ -184,6 +187,8 @@ class EngineActivities:
                 candidates = [_phase_tasks(plan, node, source, phase, instances) for phase in input.phases]
             per_phase: list[tuple[Task, ...]] = []
             for phase_tasks in candidates:
+                if input.repeat > 1:
+                    phase_tasks = [t.model_copy(update={"key": f"{t.key}@{input.repeat}"}) for t in phase_tasks]
                 kept = [
                     t.model_copy(update={"max_attempts": input.max_attempts}) if input.max_attempts else t
                     for t in phase_tasks
@@ -198,7 +203,9 @@ class EngineActivities:
 
     # ---------------------------------------------------------------- operations
 
-    @activity.defn(name="run_operation")
+    # Cancellation is delivered to the plugin through ctx.cancelled (checked on each heartbeat), never as an
+    # exception thrown into its thread at an arbitrary point: a plugin stops where it is safe to.
+    @activity.defn(name="run_operation", no_thread_cancel_exception=True)
     def run_operation(self, input: OperationInput) -> OperationResult:
         """Runs one plugin operation on one node instance, and persists what it changed."""
         info = activity.info()
@@ -213,7 +220,9 @@ class EngineActivities:
         if run_on not in instances:
             instances[run_on] = self.store.node_instance(deployment_id, run_on)
         spec, rel = _operation_spec(plan, owner, task)
-        where = f"{run_on} {task.operation}" + (f" ({task.key})" if task.relationship is not None else "")
+        where = f"{run_on} (node {instances[run_on].node}) {task.operation}" + (
+            f" ({task.key})" if task.relationship is not None else ""
+        )
         prefix = f"{input.execution_id}:{task.instance_id}:{task.key}:{info.attempt}"
         started = time.monotonic()
         try:
@@ -227,7 +236,8 @@ class EngineActivities:
                 target_id=task.target_id if rel is not None else None,
             )
             inputs = dict(evaluate(spec.inputs, resolver))
-            inputs.update(input.inputs or {})
+            if input.inputs:  # day-2 parameters may use functions too (get_attribute...)
+                inputs.update(dict(evaluate(input.inputs, resolver)))
             fn = self.plugins.resolve(spec.implementation)
         except (FunctionError, UnknownOperation, NotFound) as e:
             self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error")
@@ -254,6 +264,7 @@ class EngineActivities:
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
             heartbeat_details=_heartbeat_details(info),
         )
+        state_before = instances[run_on].state
         if task.state_before:
             self.store.set_states(deployment_id, [run_on], task.state_before)
         activity.heartbeat()
@@ -262,48 +273,31 @@ class EngineActivities:
             input,
             "operation_started",
             f"{where}: {spec.implementation} (attempt {info.attempt}/{task.max_attempts})",
-            data={"task": task.key, "implementation": spec.implementation},
+            data={"task": task.key, "implementation": spec.implementation, "state": task.state_before},
         )
         try:
             with ctx.auto_heartbeat():
                 outputs = fn(ctx) or {}
-        except PluginError as e:
-            elapsed = time.monotonic() - started
-            final = (not e.retryable) or info.attempt >= task.max_attempts
-            self._event(
-                prefix,
-                input,
-                "operation_failed",
-                f"{where} failed (attempt {info.attempt}/{task.max_attempts}): {e.message}",
-                level="error",
-                duration=elapsed,
-                data={"task": task.key, "retryable": e.retryable, "final": final, **e.details},
-            )
-            raise ApplicationError(
-                f"{where} failed (attempt {info.attempt}/{task.max_attempts}): {e.message}",
-                type=type(e).__name__,
-                non_retryable=not e.retryable,
-            ) from None
         except Exception as e:
-            elapsed = time.monotonic() - started
-            self._event(
-                prefix,
-                input,
-                "operation_failed",
-                f"{where} raised {type(e).__name__} (attempt {info.attempt}/{task.max_attempts}): {e}",
-                level="error",
-                duration=elapsed,
-                data={"task": task.key, "retryable": True},
-            )
-            raise ApplicationError(
-                f"{where} raised {type(e).__name__} (attempt {info.attempt}/{task.max_attempts}): {e} "
-                f"(an unexpected error in plugin {plugin_name!r}: retried)",
-                type=type(e).__name__,
-            ) from None
-        finally:
-            for i, line in enumerate(ctx.lines):
-                self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
-
+            if activity.is_cancelled() or ctx.cancelled.is_set():
+                # Graceful cancellation: the plugin stopped; the instance goes back to the state it had.
+                if task.state_before:
+                    self.store.set_states(deployment_id, [run_on], state_before)
+                self._event(
+                    prefix,
+                    input,
+                    "operation_cancelled",
+                    f"{where} cancelled on request (attempt {info.attempt}); {run_on} is back to {state_before!r}",
+                    level="warning",
+                    duration=time.monotonic() - started,
+                    data={"task": task.key, "state": state_before, "plugin_message": str(e)},
+                )
+                for i, line in enumerate(ctx.lines):
+                    self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
+                raise CancelledError(f"{where} cancelled") from None
+            self._failed(input, task, info.attempt, prefix, where, plugin_name, ctx, started, e)
+        for i, line in enumerate(ctx.lines):
+            self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
         elapsed = time.monotonic() - started
         for view in views.values():
             writes = view.attribute_writes
@@ -322,10 +316,56 @@ class EngineActivities:
             "operation_succeeded",
             f"{where} succeeded in {elapsed:.2f}s",
             duration=elapsed,
-            data={"task": task.key},
+            data={"task": task.key, "state": task.state_after},
         )
         healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
         return OperationResult(outputs=_jsonable(outputs), healthy=healthy if isinstance(healthy, bool) else None)
+
+    def _failed(
+        self,
+        input: OperationInput,
+        task: Task,
+        attempt: int,
+        prefix: str,
+        where: str,
+        plugin_name: str,
+        ctx: ActivityContext,
+        started: float,
+        error: Exception,
+    ) -> NoReturn:
+        """Records a failed attempt (event, plugin log lines) and raises what Temporal retries or not."""
+        for i, line in enumerate(ctx.lines):
+            self._event(f"{prefix}:log{i}", input, "log", line, instance=ctx.instance.id)
+        elapsed = time.monotonic() - started
+        e = error
+        if isinstance(e, PluginError):
+            final = (not e.retryable) or attempt >= task.max_attempts
+            message = f"{where} failed on attempt {attempt}/{task.max_attempts}: {e.message}"
+            self._event(
+                prefix,
+                input,
+                "operation_failed",
+                message + ("" if final else " (will retry)"),
+                level="error",
+                duration=elapsed,
+                data={"task": task.key, "retryable": e.retryable, "final": final, **e.details},
+            )
+            raise ApplicationError(message, type=type(e).__name__, non_retryable=not e.retryable) from None
+        final = attempt >= task.max_attempts
+        message = (
+            f"{where} raised {type(e).__name__} on attempt {attempt}/{task.max_attempts}: {e} "
+            f"(an unexpected error in plugin {plugin_name!r}; it is retried)"
+        )
+        self._event(
+            prefix,
+            input,
+            "operation_failed",
+            message,
+            level="error",
+            duration=elapsed,
+            data={"task": task.key, "retryable": True, "final": final},
+        )
+        raise ApplicationError(message, type=type(e).__name__) from None
 
     def _event(
         self,
@@ -358,6 +398,18 @@ class EngineActivities:
     @activity.defn(name="set_states")
     def set_states(self, input: StatesInput) -> None:
         self.store.set_states(input.deployment_id, list(input.instance_ids), input.state)
+        if input.execution_id is not None:
+            info = activity.info()
+            shown = ", ".join(input.instance_ids[:10]) + ("..." if len(input.instance_ids) > 10 else "")
+            self.store.add_event(
+                f"{input.execution_id}:{info.workflow_id}:{info.activity_id}:state",
+                input.deployment_id,
+                f"{shown} -> {input.state}",
+                type="state_changed",
+                execution_id=input.execution_id,
+                node_instance_id=input.instance_ids[0] if len(input.instance_ids) == 1 else None,
+                data={"state": input.state, "instances": list(input.instance_ids)},
+            )
 
     @activity.defn(name="record_execution")
     def record_execution(self, input: RecordExecutionInput) -> None:
@@ -368,6 +420,14 @@ class EngineActivities:
     @activity.defn(name="execution_status")
     def execution_status(self, input: ExecutionStatusInput) -> None:
         self.store.set_execution_status(input.execution_id, input.status, error=input.error)
+        if input.settle:
+            busy = [
+                i.id
+                for i in self.store.node_instances(input.deployment_id)
+                if i.state in {before for before, _ in PHASE_STATES.values()}
+            ]
+            if busy:
+                self.store.set_states(input.deployment_id, busy, "error")
         if input.deployment_status:
             self.store.set_deployment_status(input.deployment_id, input.deployment_status)
         message = input.message or f"execution {input.execution_id} ({input.workflow}) {input.status}" + (
@@ -388,16 +448,25 @@ class EngineActivities:
             f"{input.execution_id}:{input.key}",
             input.deployment_id,
             input.message,
-            type="workflow_log",
+            type=input.type,
             level=input.level,
             execution_id=input.execution_id,
             node_instance_id=input.node_instance_id,
+            operation=input.operation,
         )
 
     @activity.defn(name="list_instances")
     def list_instances(self, input: InstancesQuery) -> list[InstanceInfo]:
-        records = self.store.node_instances(input.deployment_id, node=input.node, ids=input.instance_ids)
+        """Live instances: all, those of a node (or of a scaling group's members), or those named."""
         plan = self.plan(input.deployment_id)
+        if input.node is not None and input.node in plan.groups:
+            records = [
+                r
+                for member in plan.groups[input.node].members
+                for r in self.store.node_instances(input.deployment_id, node=member, ids=input.instance_ids)
+            ]
+        else:
+            records = self.store.node_instances(input.deployment_id, node=input.node, ids=input.instance_ids)
         return [
             InstanceInfo(
                 id=r.id,
@@ -416,19 +485,19 @@ class EngineActivities:
         """Adds the instances of a scale-out (idempotently), or chooses those a scale-in removes."""
         plan = self.plan(input.deployment_id)
         existing = self.store.node_instances(input.deployment_id, include_removed=True)
-        marker = f"scale:{input.execution_id}"
+        markers = [f"scale:{e}" for e in (*input.resume_chain, input.execution_id)]
         try:
             if input.delta > 0:
-                already = [i.id for i in existing if i.group_instance == marker or _made_by(i, marker)]
-                if already:
-                    return ScaleResult(added=tuple(already))
-                new = topo.scale_out(plan, input.target, input.delta, existing)
-                self.store.add_node_instances(input.deployment_id, new)
-                for inst in new:
-                    self.store.merge_attributes(input.deployment_id, inst.id, {}, outputs=(marker, {}))
-                added = {n.id for n in new}
+                # A retried activity, or the resumption of a scale-out, completes the instances already added.
+                already = [i.id for i in existing if not i.removed and any(_made_by(i, m) for m in markers)]
+                if not already:
+                    new = topo.scale_out(plan, input.target, input.delta, existing)
+                    self.store.add_node_instances(input.deployment_id, new)
+                    for inst in new:
+                        self.store.merge_attributes(input.deployment_id, inst.id, {}, outputs=(markers[-1], {}))
+                    already = [n.id for n in new]
                 live = {i.id: i for i in self.store.node_instances(input.deployment_id)}
-                return ScaleResult(added=tuple(n.id for n in new), peers=_peers(plan, live, added))
+                return ScaleResult(added=tuple(already), peers=_peers(plan, live, set(already)))
             chosen = topo.scale_in_choice(plan, input.target, input.delta, existing, input.instance_ids)
             return ScaleResult(removing=tuple(chosen))
         except topo.TopologyError as e:
@@ -468,6 +537,11 @@ class EngineActivities:
             if e.type == "operation_started" and e.node_instance_id
         }
         return RollbackPlan(instance_ids=tuple(sorted(created | touched)))
+
+    @activity.defn(name="imperative_workflow")
+    def imperative_workflow(self, input: ImperativeQuery) -> ImperativeWorkflow | None:
+        """The deployment plan's TOSCA imperative workflow of that name, if it has one."""
+        return self.plan(input.deployment_id).imperative_workflows.get(input.name)
 
 
 # -------------------------------------------------------------------- pure helpers
@@ -640,7 +714,8 @@ def _make_context(
         execution_id=input.execution_id,
         operation=task.operation.split(".", 1)[-1],
         inputs=inputs,
-        idempotency_key=f"{input.deployment_id}.{task.instance_id}.{task.key}",
+        # The same for every attempt, every resumption, and a repeat of the operation in one execution (``@n``).
+        idempotency_key=f"{input.deployment_id}.{task.instance_id}.{task.key.split('@', 1)[0]}",
         attempt=attempt,
         instance=me,
         host=host,

@@ -18,6 +18,7 @@ import httpx
 import yaml
 
 from tempano.api.auth import read_token_file
+from tempano.api.blueprint_commands import blueprints  # local validate/plan (the compiler's)
 from tempano.api.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
@@ -345,15 +346,6 @@ def uninstall(ctx: Context, deployment_id: str, delete: bool, timeout: float, as
 
 
 # ---------------------------------------------------------------- blueprints
-
-try:
-    from tempano.api.blueprint_commands import blueprints  # local validate/plan (the compiler's)
-except ImportError:  # pragma: no cover - the compiler's commands are part of the package
-
-    @click.group("blueprints")
-    def blueprints() -> None:
-        """Blueprints."""
-
 
 main.add_command(blueprints)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from temporalio.service import RPCError
 from tempano.api.settings import Settings
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
+from tempano.plugins.registry import PluginRegistry, load_plugins
 from tempano.store import (
     BlueprintRecord,
     Conflict,
@@ -84,6 +86,27 @@ async def connect(settings: Settings) -> Client:
         ) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _plugin_registry() -> PluginRegistry:
+    return load_plugins()
+
+
+def _installed_operation(reference: str) -> bool:
+    """Whether an installed plugin provides ``reference``: an unknown one is a compile error with its location."""
+    return _plugin_registry().has(reference)
+
+
+def _skip_inside(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
+    """A copytree filter leaving out tempano's own data directory (a blueprint saved next to it must not copy the
+    store, nor its own earlier copies)."""
+    data = data_dir.resolve()
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names if (Path(directory) / name).resolve() == data]
+
+    return ignore
+
+
 def check_id(kind: str, value: str) -> str:
     if not ID_PATTERN.match(value):
         raise ServiceError(
@@ -96,10 +119,17 @@ def check_id(kind: str, value: str) -> str:
 class Tempano:
     """tempano's operations over a store and a Temporal client."""
 
-    def __init__(self, settings: Settings, client: Client, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Client, store: Store | None = None, *, plugins: PluginRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
         self.store: Store = store if store is not None else settings.store
+        self.plugins = plugins
+        """The plugins blueprints are checked against (default: the installed ones)."""
+
+    def _has_operation(self, reference: str) -> bool:
+        return _installed_operation(reference) if self.plugins is None else self.plugins.has(reference)
 
     # ---------------------------------------------------------------- blueprints
 
@@ -111,16 +141,16 @@ class Tempano:
             raise ServiceError(f"a blueprint named {blueprint_id!r} exists already", status=409)
         except NotFound:
             pass
-        blueprint, plan = _compile(path)
+        blueprint, plan = _compile(path, self._has_operation)
         try:
             target = self.settings.blueprints_dir / blueprint_id
             if target.exists():
                 shutil.rmtree(target)
             root = Path(blueprint.base_dir)
-            shutil.copytree(root, target)
+            shutil.copytree(root, target, ignore=_skip_inside(self.settings.data_dir))
             main_file = str(Path(blueprint.root_file).relative_to(root))
         finally:
-            blueprint.cleanup()
+            blueprint.cleanup()  # an extracted CSAR's temporary directory
         try:
             return self.store.put_blueprint(
                 blueprint_id,
@@ -142,7 +172,7 @@ class Tempano:
     def validate_blueprint_bytes(self, filename: str, content: bytes) -> Plan:
         """Compiles a YAML document or CSAR zip without storing anything."""
         with tempfile.TemporaryDirectory(prefix="tempano-validate-") as tmp:
-            blueprint, plan = _compile(_spool(Path(tmp), filename, content))
+            blueprint, plan = _compile(_spool(Path(tmp), filename, content), self._has_operation)
             blueprint.cleanup()
             return plan
 
@@ -373,7 +403,7 @@ def _spool(tmp: Path, filename: str, content: bytes) -> Path:
     return path
 
 
-def _compile(path: Path) -> tuple[Any, Plan]:
+def _compile(path: Path, has_operation: Callable[[str], bool]) -> tuple[Any, Plan]:
     """Loads and compiles; any failure on what the caller sent is a BlueprintError (a 422, never a 500)."""
     from tempano.blueprints import BlueprintError, load
     from tempano.blueprints import compile as compile_blueprint
@@ -381,7 +411,7 @@ def _compile(path: Path) -> tuple[Any, Plan]:
     blueprint = None
     try:
         blueprint = load(path)
-        return blueprint, compile_blueprint(blueprint)
+        return blueprint, compile_blueprint(blueprint, has_operation=has_operation)
     except BlueprintError:
         if blueprint is not None:
             blueprint.cleanup()

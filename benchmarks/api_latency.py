@@ -160,7 +160,12 @@ def main() -> int:
             ("list-deployments (label filter, 100)", ["/api/v1/deployments?label=site%3Dsite-3"], args.requests),
             ("list-deployments (all 1000 in one page)", ["/api/v1/deployments?limit=1000"], args.requests // 10),
         ]
-        print(f"{args.clients} concurrent clients, {args.deployments} deployments, loopback, {os.cpu_count()} CPUs")
+        load = os.getloadavg()[0]
+        print(f"{args.deployments} deployments, loopback, {os.cpu_count()} CPUs, load average {load:.1f} at start")
+        asyncio.run(load_test(url, token, cases[0][1], 1, 50))  # warm-up
+        latencies, wall, errors = asyncio.run(load_test(url, token, cases[0][1], 1, 300))
+        report("get-deployment, 1 client (baseline)", latencies, wall, errors)
+        print(f"{args.clients} concurrent clients:")
         for name, paths, n in cases:
             asyncio.run(load_test(url, token, paths, args.clients, min(200, n)))  # warm-up
             latencies, wall, errors = asyncio.run(load_test(url, token, paths, args.clients, n))

@@ -144,6 +144,16 @@ def _load_file(
         raise BlueprintLoadError(
             [ErrorDetail("the blueprint must be a YAML mapping with tosca_definitions_version", display, 1, 1)]
         )
+    if "heat_template_version" in document.data and "tosca_definitions_version" not in document.data:
+        raise BlueprintLoadError(
+            [
+                document.positions.detail(
+                    ("heat_template_version",),
+                    "this is an OpenStack Heat (HOT) template, not a TOSCA service template: tempano deploys TOSCA "
+                    "blueprints; describe its resources with the tempano.nodes.openstack.* types instead",
+                )
+            ]
+        )
     sources.documents[display] = document
     resolver = ImportResolver(
         sources, base_dir=base_dir, confine=confine, allow_remote=allow_remote, limits=limits, namer=namer

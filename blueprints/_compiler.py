@@ -62,6 +62,12 @@ class Compiler:
         if lowered is None:
             return
         self.raw_nodes = lowered.nodes
+        if lowered.inputs:
+            declared = self.topology.get("inputs")
+            self.topology = {
+                **self.topology,
+                "inputs": {**lowered.inputs, **(declared if isinstance(declared, Mapping) else {})},
+            }
         self.origin = lowered.origin
         self.nfv_type = lowered.nfv_type
         for name, message in lowered.problems:

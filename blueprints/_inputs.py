@@ -29,8 +29,9 @@ def bind_inputs(plan: Plan, inputs: Mapping[str, Any]) -> Plan:
         elif spec.default is not None:
             value = spec.default
         elif spec.required:
+            what = f": {spec.description.rstrip('.')}" if spec.description else ""
             errors.append(
-                ErrorDetail(f"required input missing (type {spec.type}); give it a value", _WHERE, entity=name)
+                ErrorDetail(f"required input missing (type {spec.type}){what}; give it a value", _WHERE, entity=name)
             )
             continue
         else:

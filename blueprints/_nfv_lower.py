@@ -10,9 +10,13 @@ the ordinary compile. Rules (from the OpenStack plugin's mapping):
   ``order``) and a ``volume`` requirement per virtual_storage;
 - VduCp -> Port: network/subnet requirements from its virtual_link; an external CP (no virtual_link) takes its
   network from an input ``<cp>_network``, else ``<word>_network`` for a word of the CP's name, else
-  ``external_network``; fixed IPs, vnic_type; floating_ip_activated adds a FloatingIP ``<cp>_floating_ip``;
+  ``external_network``; when the VNFD declares none of them, a required input ``<cp>_network`` is added to the
+  plan (the VNF's external connectivity is the operator's to give); fixed IPs, vnic_type; floating_ip_activated
+  adds a FloatingIP ``<cp>_floating_ip``;
 - VnfVirtualLink -> Network (+ Subnet ``<vl>_subnet`` when l3_protocol_data is given);
-- Vdu.VirtualBlockStorage -> Volume (size from size_of_storage; boot from volume is refused);
+- Vdu.VirtualBlockStorage -> Volume (size from size_of_storage, else the image's min_disk); one with
+  sw_image_data is made from that image, and the first such storage of a VDU becomes its boot volume (a
+  ``boot_volume`` requirement: the server boots from it instead of from an image);
 - AffinityRule / AntiAffinityRule -> ServerGroup ``<policy>``; SecurityGroupRule -> SecurityGroup
   ``<policy>``;
 - each VDU scales with its CPs, volumes and floating IPs: a scaling group ``<vdu>_scaling``.
@@ -56,6 +60,8 @@ class Lowered:
     groups: dict[str, tuple[tuple[str, ...], Instances]] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     """(node, message) of what cannot be rewritten."""
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Deployment inputs the rewrite adds (TOSCA input definitions), e.g. the networks of external CPs."""
 
 
 def _kind(types: TypeIndex, type_name: str) -> str | None:
@@ -190,16 +196,13 @@ def _network(name: str, template: Mapping[str, Any], common: dict[str, Any], out
 def _volume(name: str, template: Mapping[str, Any], common: dict[str, Any], out: Lowered) -> None:
     props = _props(template)
     data = _map(props.get("virtual_block_storage_data"))
-    if props.get("sw_image_data") is not None:
-        out.problems.append(
-            (
-                name,
-                "a VirtualBlockStorage with sw_image_data (boot from volume) is not supported yet; remove it",
-            )
-        )
+    image = _map(props.get("sw_image_data"))
     volume: dict[str, Any] = dict(common)
-    if "size_of_storage" in data:
-        volume["size"] = data["size_of_storage"]
+    if "name" in image:
+        volume["image"] = image["name"]
+    size = data.get("size_of_storage", image.get("min_disk"))
+    if size is not None:
+        volume["size"] = size
     out.nodes[name] = {"type": OS + "Volume", "properties": volume}
     out.nfv_type[name] = str(template.get("type"))
 
@@ -233,15 +236,17 @@ def _port(
     else:
         network_input = _external_network_input(name, inputs)
         if network_input is None:
-            out.problems.append(
-                (
-                    name,
-                    "an external connection point (no virtual_link) needs its network: declare an input "
-                    f"'{name}_network' (or 'external_network') naming an existing network",
-                )
-            )
-        else:
-            port["network"] = {"get_input": network_input}
+            network_input = f"{name}_network"
+            out.inputs[network_input] = {
+                "type": "string",
+                "required": True,
+                "description": (
+                    f"Name or id of the existing network that external connection point {name}"
+                    + (f" (of {binding})" if binding else "")
+                    + " plugs into: the VNF's external connectivity, which the VNFD leaves to the deployment"
+                ),
+            }
+        port["network"] = {"get_input": network_input}
     for key in ("vnic_type", "port_security_enabled"):
         if key in props:
             port[key] = props[key]
@@ -333,12 +338,20 @@ def _server(
     server.update(_compute(template))
     requirements: list[dict[str, str]] = [{"port": cp} for _, cp in sorted(ports.get(name, []))]
     volumes = []
+    boot_volume = None
     for req_name, target in _requirements(template):
         if req_name == "virtual_storage" and kinds.get(target) == "storage":
-            requirements.append({"volume": target})
+            made_from_image = "image" in _map(out.nodes.get(target)).get("properties", {})
+            if boot_volume is None and made_from_image:
+                boot_volume = target
+                requirements.append({"boot_volume": target})
+            else:
+                requirements.append({"volume": target})
             volumes.append(target)
         elif req_name != "virtual_storage":
             requirements.append({req_name: target})
+    if boot_volume is not None:
+        server.pop("image", None)  # the boot volume holds the image
     for policy_name, policy in policies:
         if str(policy.get("type")) in _AFFINITY and name in (policy.get("targets") or []):
             requirements.append({"server_group": policy_name})

@@ -181,7 +181,10 @@ class OperationContext(abc.ABC):
 
     @abc.abstractmethod
     def get_secret(self, name: str) -> str:
-        """A secret from tempano's secret store. Never log it or put it in attributes."""
+        """A secret from tempano's secret store. Never log it or put it in attributes.
+
+        Raises a :class:`LookupError` (catch that, not a subclass) when the store holds no such secret.
+        """
 
     def log(self, message: str, *args: Any) -> None:
         """A line for the execution's lifecycle history."""

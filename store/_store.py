@@ -357,12 +357,15 @@ class Store(ApiQueries):
         state: str | None = None,
     ) -> None:
         """Merges attribute writes (and an operation's outputs) into the instance; idempotent."""
+        where = (s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id)
         with self.engine.begin() as conn:
+            # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
+            # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
+            # writing to a shared target) would otherwise lose each other's writes.
+            conn.execute(update(s.node_instances).where(*where).values(version=s.node_instances.c.version + 1))
             row = self._one(
                 conn,
-                select(s.node_instances.c.attributes, s.node_instances.c.outputs).where(
-                    s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id
-                ),
+                select(s.node_instances.c.attributes, s.node_instances.c.outputs).where(*where),
                 f"deployment {deployment_id!r} has no node instance {instance_id!r}",
             )
             attributes = {**(row.attributes or {}), **writes}
@@ -372,11 +375,7 @@ class Store(ApiQueries):
             values: dict[str, Any] = {"attributes": attributes, "outputs": all_outputs}
             if state is not None:
                 values["state"] = state
-            conn.execute(
-                update(s.node_instances)
-                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id)
-                .values(**values, version=s.node_instances.c.version + 1)
-            )
+            conn.execute(update(s.node_instances).where(*where).values(**values))
 
     def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""

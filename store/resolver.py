@@ -100,14 +100,30 @@ class StoreResolver:
 
 
 def related_nodes(plan: Plan, node: str) -> set[str]:
-    """The nodes an operation on ``node`` may read: its own, its host chain's and its relationship targets'."""
+    """The nodes an operation on ``node`` may read: its own, its host chain's, its relationship targets' and
+    those its operations' inputs name in get_attribute/get_operation_output."""
     spec = plan.nodes[node]
     nodes = {node, *(r.target for r in spec.relationships)}
     host = spec.host
     while host is not None:
         nodes.add(host)
         host = plan.nodes[host].host
+    operations = [*spec.operations.values(), *(op for r in spec.relationships for op in r.operations.values())]
+    for operation in operations:
+        nodes.update(n for n in _named_nodes(operation.inputs) if n in plan.nodes)
     return nodes
+
+
+def _named_nodes(value: Any) -> Iterable[str]:
+    """Node template names that get_attribute/get_operation_output calls inside ``value`` refer to."""
+    if isinstance(value, Mapping):
+        for key, arg in value.items():
+            if key in ("get_attribute", "get_operation_output") and isinstance(arg, list) and arg:
+                yield str(arg[0])
+            yield from _named_nodes(arg)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _named_nodes(item)
 
 
 def load_instances(

@@ -4,9 +4,13 @@ test, and a worker on a fresh task queue per test."""
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
+import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -88,6 +92,81 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         yield server
     finally:
         server.stop()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster from the Debian packages' initdb/pg_ctl, in a temporary directory, on a free
+    port. PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user the package creates."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bindir()
+        if bindir is None:
+            pytest.exit("PostgreSQL is missing (no initdb): run `make setup` (installs the postgresql package)", 2)
+        self.bindir = bindir
+        self.port = free_port()
+        self.user: pwd.struct_passwd | None = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        self.dir = Path(tempfile.mkdtemp(prefix="tempano-pg-"))
+        if self.user is not None:
+            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+        self._databases = 0
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user.pw_name, "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}{log}")
+
+    def start(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "tempano", "-E", "UTF8", "--no-sync")
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://tempano@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its SQLAlchemy URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"t{self._databases}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(f"postgresql://tempano@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _postgres_bindir() -> Path | None:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parent.name
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server for the whole session (started on first use)."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -24,10 +24,18 @@ from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from tempano.blueprints.plan import INSTALL_PHASES, UNINSTALL_PHASES
+    from tempano.blueprints.plan import INSTALL_PHASES, NODE_PHASE_OPERATIONS, UNINSTALL_PHASES
     from tempano.workflows.models import (
         BatchInput,
         BatchPlan,
@@ -39,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         OperationInput,
         OperationResult,
         Order,
+        ProgressView,
         Schedule,
         ScheduleInput,
         StatesInput,
@@ -94,8 +103,51 @@ def failure_message(error: BaseException) -> str:
     return message
 
 
+class Progress:
+    """What a run (an execution or a batch child) is doing now, kept as the workflow's current details so the
+    Temporal UI and ``tempano executions show`` say what it waits on."""
+
+    SHOWN = 5
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+        self.note = ""
+        self.inflight: dict[str, str] = {}
+
+    def started(self, key: str, text: str) -> None:
+        self.inflight[key] = text
+        self.show()
+
+    def ended(self, key: str) -> None:
+        self.inflight.pop(key, None)
+        self.show()
+
+    def text(self) -> str:
+        parts = [f"{self.done}/{self.total} instances done"] if self.total else []
+        if self.inflight:
+            waiting = sorted(self.inflight.values())
+            more = len(waiting) - self.SHOWN
+            parts.append(f"waiting on {', '.join(waiting[: self.SHOWN])}" + (f" and {more} more" if more > 0 else ""))
+        elif self.note:
+            parts.append(self.note)
+        return "; ".join(parts) or "working"
+
+    def show(self) -> None:
+        workflow.set_current_details(self.text()[:2000])
+
+    def view(self) -> ProgressView:
+        return ProgressView(
+            details=self.text(), waiting_on=tuple(sorted(self.inflight.values())), done=self.done, total=self.total
+        )
+
+
 class WorkflowContext:
-    """One execution's view of its deployment, and the operations it may run."""
+    """One execution's view of its deployment, and the operations it may run.
+
+    Every method is deterministic workflow code: reads and writes go through short activities, operations
+    through the ``run_operation`` activity (retries, timeouts and heartbeats from the blueprint).
+    """
 
     def __init__(self, input: ExecutionInput) -> None:
         self.input = input
@@ -103,10 +155,28 @@ class WorkflowContext:
         self.execution_id = input.execution_id
         self.workflow = input.workflow
         self.parameters: Mapping[str, Any] = input.parameters
+        self.progress_state = Progress()
         self._log_seq = 0
         self._batch_seq = 0
-        self._progress_done = 0
-        self._progress_total = 0
+        self._runs: dict[str, dict[str | None, int]] = {}
+
+    def _repeat(self, tokens: Sequence[str], instance_ids: Sequence[str] | None) -> int:
+        """1 + how many earlier calls of this execution ran one of these phases/operations on one of these
+        instances (None: all). Task keys so stay unique within an execution, and identical between an execution
+        and its resumption (the same code makes the same calls)."""
+        seen = 0
+        for token in tokens:
+            runs = self._runs.get(token, {})
+            if instance_ids is None or None in runs:
+                seen = max(seen, *runs.values(), 0)
+            else:
+                seen = max(seen, *(runs.get(i, 0) for i in instance_ids), 0)
+        repeat = seen + 1
+        for token in tokens:
+            runs = self._runs.setdefault(token, {})
+            for i in [None] if instance_ids is None else instance_ids:
+                runs[i] = repeat
+        return repeat
 
     # ---------------------------------------------------------------- reading
 
@@ -141,9 +211,12 @@ class WorkflowContext:
         max_attempts: int | None = None,
         continue_on_error: bool = False,
     ) -> BatchResult:
-        """Runs one operation (``Interface.op``) on the given instances, in parallel."""
+        """Runs one operation (``Interface.op``) on the given instances, in parallel, and returns which
+        succeeded and which failed (with the failure message). Raises :class:`WorkflowFailure` on the first
+        failure unless ``continue_on_error``. ``inputs`` are merged over the operation's blueprint inputs (they
+        may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy."""
         return await self._batches(
-            instance_ids,
+            list(instance_ids),
             node=operation,
             phases=(),
             final_state=None,
@@ -151,6 +224,7 @@ class WorkflowContext:
             operation_inputs=dict(inputs) if inputs else None,
             max_attempts=max_attempts,
             continue_on_error=continue_on_error,
+            repeat=self._repeat([operation], list(instance_ids)),
         )
 
     async def lifecycle(
@@ -179,7 +253,9 @@ class WorkflowContext:
             f"{order} order of {'all' if instance_ids is None else len(instance_ids)} instances",
             Schedule,
         )
-        self._progress_total += schedule.instance_count
+        self.progress_state.total += schedule.instance_count
+        tokens = [*phases, *(NODE_PHASE_OPERATIONS[p] for p in phases if p in NODE_PHASE_OPERATIONS)]
+        repeat = self._repeat(tokens, None if instance_ids is None else list(instance_ids))
         children = schedule.instance_count > INLINE_LIMIT
         pending = {s.node: s for s in schedule.steps}
         done: set[str] = set()
@@ -199,6 +275,7 @@ class WorkflowContext:
                             children=children,
                             continue_on_error=continue_on_error,
                             only_targets=only_targets,
+                            repeat=repeat,
                         )
                         running[asyncio.ensure_future(coro)] = name
             if not running:
@@ -213,7 +290,7 @@ class WorkflowContext:
                     continue
                 done.add(name)
                 failures.update(result.failed)
-            self._report(sorted(running.values()))
+            self.progress_state.show()
         if failures:
             raise WorkflowFailure("; ".join(failures[k] for k in sorted(failures)))
         blocked = sorted(pending)
@@ -235,11 +312,17 @@ class WorkflowContext:
             continue_on_error=continue_on_error,
         )
 
-    async def relink(self, peers: Mapping[str, Sequence[str]], phases: Sequence[str]) -> None:
-        """Re-runs relationship phases from peer instances to the given targets (after heal or scale)."""
+    async def relink(
+        self, peers: Mapping[str, Sequence[str]], phases: Sequence[str], *, continue_on_error: bool = False
+    ) -> None:
+        """Runs relationship phases (``preconfigure``, ``postconfigure``, ``establish``, ``unlink``) of peer
+        instances, only for their relationships to the given targets (``{peer: targets}``): how heal and scale
+        wire peers to new or reinstalled instances, or unwire them from removed ones."""
         targets = sorted({t for ts in peers.values() for t in ts})
         if peers:
-            await self.lifecycle(sorted(peers), phases, order="install", only_targets=targets)
+            await self.lifecycle(
+                sorted(peers), phases, order="install", only_targets=targets, continue_on_error=continue_on_error
+            )
 
     async def set_state(self, instance_ids: Sequence[str], state: str) -> None:
         await store_activity(
@@ -255,7 +338,7 @@ class WorkflowContext:
         if "Health.check" not in info.operations:
             return info.state != "error"
         result = await self.run_operation([instance_id], "Health.check", max_attempts=1, continue_on_error=True)
-        return instance_id in result.succeeded
+        return instance_id in result.succeeded and instance_id not in result.unhealthy
 
     async def wait_for(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Waits until ``condition()`` holds (re-checked whenever the workflow wakes); False on timeout."""
@@ -270,10 +353,24 @@ class WorkflowContext:
         await workflow.sleep(delay)
 
     async def call_workflow(self, name: str, parameters: Mapping[str, Any] | None = None) -> Mapping[str, Any] | None:
-        """Runs another registered workflow inline, as part of this execution."""
+        """Runs another workflow (built-in, the blueprint's imperative one, or custom) inline, as part of this
+        execution: its operations appear in this execution's history and events."""
         from tempano.workflows import registry
 
         fn = registry.get(name)
+        if fn is None or not registry.is_builtin(name):
+            from tempano.blueprints.plan import ImperativeWorkflow
+            from tempano.workflows import imperative
+            from tempano.workflows.models import ImperativeQuery
+
+            definition: ImperativeWorkflow | None = await store_activity(
+                "imperative_workflow",
+                ImperativeQuery(deployment_id=self.deployment_id, name=name),
+                f"imperative workflow {name}",
+                ImperativeWorkflow,
+            )
+            if definition is not None:
+                fn = imperative.bind(name, definition)
         if fn is None:
             raise WorkflowFailure(f"no workflow named {name!r} (known: {', '.join(registry.names())})")
         result: Mapping[str, Any] | None = await cast(Any, fn)(self, dict(parameters or {}))
@@ -296,16 +393,12 @@ class WorkflowContext:
         )
 
     def progress(self, details: str) -> None:
-        """What the Temporal UI shows as this execution's current details."""
-        workflow.set_current_details(details)
+        """A note on what the execution does now (shown, with the operations in flight, as the workflow's current
+        details in the Temporal UI and in ``tempano executions show``)."""
+        self.progress_state.note = details
+        self.progress_state.show()
 
     # ---------------------------------------------------------------- internals
-
-    def _report(self, running: Sequence[str]) -> None:
-        text = f"{self._progress_done}/{self._progress_total} instances done"
-        if running:
-            text += f"; running: {', '.join(running[:10])}" + ("..." if len(running) > 10 else "")
-        workflow.set_current_details(text)
 
     async def _batches(
         self,
@@ -320,6 +413,7 @@ class WorkflowContext:
         max_attempts: int | None = None,
         continue_on_error: bool = False,
         only_targets: Sequence[str] | None = None,
+        repeat: int = 1,
     ) -> BatchResult:
         chunks = [tuple(instance_ids[i : i + BATCH_SIZE]) for i in range(0, len(instance_ids), BATCH_SIZE)]
         inputs = [
@@ -337,19 +431,22 @@ class WorkflowContext:
                 operation_inputs=operation_inputs,
                 max_attempts=max_attempts,
                 only_targets=tuple(only_targets) if only_targets is not None else None,
+                repeat=repeat,
             )
             for chunk in chunks
         ]
         if children:
             results = await asyncio.gather(*(self._child_batch(b) for b in inputs))
         else:
-            results = await asyncio.gather(*(run_batch(b) for b in inputs))
+            results = await asyncio.gather(*(run_batch(b, self.progress_state) for b in inputs))
         merged = BatchResult(
             succeeded=tuple(i for r in results for i in r.succeeded),
             failed={k: v for r in results for k, v in r.failed.items()},
             operations=sum(r.operations for r in results),
+            unhealthy=tuple(i for r in results for i in r.unhealthy),
         )
-        self._progress_done += len(merged.succeeded)
+        if phases:
+            self.progress_state.done += len(merged.succeeded)
         if merged.failed and not continue_on_error:
             raise WorkflowFailure("; ".join(merged.failed[k] for k in sorted(merged.failed)))
         return merged
@@ -357,21 +454,26 @@ class WorkflowContext:
     async def _child_batch(self, batch: BatchInput) -> BatchResult:
         self._batch_seq += 1
         what = batch.operation or "+".join(batch.phases)
+        child_id = f"{workflow.info().workflow_id}:batch:{self._batch_seq}:{batch.node}"
+        self.progress_state.started(child_id, f"batch {self._batch_seq} ({len(batch.instance_ids)} x {batch.node})")
         try:
             result: BatchResult = await workflow.execute_child_workflow(
                 "NodeBatch",
                 batch,
-                id=f"{workflow.info().workflow_id}:batch:{self._batch_seq}:{batch.node}",
+                id=child_id,
                 result_type=BatchResult,
                 static_summary=f"{batch.node}: {what} on {len(batch.instance_ids)} instances",
             )
         except ChildWorkflowError as e:
             raise WorkflowFailure(failure_message(e)) from None
+        finally:
+            self.progress_state.ended(child_id)
         return result
 
 
-async def run_batch(batch: BatchInput) -> BatchResult:
+async def run_batch(batch: BatchInput, progress: Progress | None = None) -> BatchResult:
     """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order."""
+    progress = progress if progress is not None else Progress()
     plan: BatchPlan = await store_activity(
         "plan_batch",
         batch,
@@ -380,14 +482,17 @@ async def run_batch(batch: BatchInput) -> BatchResult:
     )
     semaphore = asyncio.Semaphore(MAX_CONCURRENCY)
     operations = 0
+    unhealthy: list[str] = []
 
     async def one(instance_id: str) -> None:
         nonlocal operations
         async with semaphore:
             for phase_tasks in plan.tasks.get(instance_id, ()):
                 for task in phase_tasks:
-                    await _run_task(batch, task)
+                    result = await _run_task(batch, task, progress)
                     operations += 1
+                    if result.healthy is False:
+                        unhealthy.append(instance_id)
 
     outcomes = await asyncio.gather(*(one(i) for i in batch.instance_ids), return_exceptions=True)
     succeeded: list[str] = []
@@ -404,41 +509,96 @@ async def run_batch(batch: BatchInput) -> BatchResult:
     if batch.final_state and succeeded:
         await store_activity(
             "set_states",
-            StatesInput(deployment_id=batch.deployment_id, instance_ids=tuple(succeeded), state=batch.final_state),
+            StatesInput(
+                deployment_id=batch.deployment_id,
+                instance_ids=tuple(succeeded),
+                state=batch.final_state,
+                execution_id=batch.execution_id,
+            ),
             f"{len(succeeded)} x {batch.node} -> {batch.final_state}",
         )
     if failed and batch.operation != "Health.check":
         await store_activity(
             "set_states",
-            StatesInput(deployment_id=batch.deployment_id, instance_ids=tuple(sorted(failed)), state="error"),
+            StatesInput(
+                deployment_id=batch.deployment_id,
+                instance_ids=tuple(sorted(failed)),
+                state="error",
+                execution_id=batch.execution_id,
+            ),
             f"{len(failed)} x {batch.node} -> error",
         )
-    return BatchResult(succeeded=tuple(succeeded), failed=failed, operations=operations)
-
-
-async def _run_task(batch: BatchInput, task: Task) -> OperationResult:
-    target = f" -> {task.target_id}" if task.target_id else ""
-    result: OperationResult = await workflow.execute_activity(
-        "run_operation",
-        OperationInput(
-            deployment_id=batch.deployment_id,
-            execution_id=batch.execution_id,
-            workflow=batch.workflow,
-            task=task,
-            inputs=batch.operation_inputs,
-        ),
-        result_type=OperationResult,
-        activity_id=f"{task.instance_id}:{task.key}",
-        start_to_close_timeout=timedelta(seconds=task.timeout_s),
-        heartbeat_timeout=timedelta(seconds=task.heartbeat_timeout_s),
-        retry_policy=RetryPolicy(
-            maximum_attempts=task.max_attempts,
-            initial_interval=timedelta(seconds=task.initial_interval_s),
-            backoff_coefficient=task.backoff,
-            maximum_interval=timedelta(seconds=task.max_interval_s),
-            non_retryable_error_types=["UnknownOperation", "FunctionError"],
-        ),
-        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        summary=f"{task.instance_id} {task.operation}{target}: {task.implementation}",
+    return BatchResult(
+        succeeded=tuple(succeeded), failed=failed, operations=operations, unhealthy=tuple(sorted(set(unhealthy)))
     )
+
+
+async def _run_task(batch: BatchInput, task: Task, progress: Progress) -> OperationResult:
+    target = f" -> {task.target_id}" if task.target_id else ""
+    activity_id = f"{task.instance_id}:{task.key}"
+    progress.started(activity_id, f"{task.instance_id} {task.operation}{target} ({task.implementation})")
+    try:
+        result: OperationResult = await workflow.execute_activity(
+            "run_operation",
+            OperationInput(
+                deployment_id=batch.deployment_id,
+                execution_id=batch.execution_id,
+                workflow=batch.workflow,
+                task=task,
+                inputs=batch.operation_inputs,
+            ),
+            result_type=OperationResult,
+            activity_id=activity_id,
+            start_to_close_timeout=timedelta(seconds=task.timeout_s),
+            heartbeat_timeout=timedelta(seconds=task.heartbeat_timeout_s),
+            retry_policy=RetryPolicy(
+                maximum_attempts=task.max_attempts,
+                initial_interval=timedelta(seconds=task.initial_interval_s),
+                backoff_coefficient=task.backoff,
+                maximum_interval=timedelta(seconds=task.max_interval_s),
+                non_retryable_error_types=["UnknownOperation", "FunctionError"],
+            ),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{task.instance_id} {task.operation}{target}: {task.implementation}"[:200],
+        )
+    except ActivityError as e:
+        if not isinstance(e.cause, TimeoutError):
+            raise
+        message = _timeout_message(task, e, e.cause)
+        await store_activity(
+            "log_event",
+            LogInput(
+                deployment_id=batch.deployment_id,
+                execution_id=batch.execution_id,
+                key=f"timeout:{activity_id}",
+                message=message,
+                level="error",
+                node_instance_id=task.instance_id,
+                type="operation_timed_out",
+                operation=task.operation,
+            ),
+            f"{task.instance_id} {task.operation} timed out",
+        )
+        raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
+    finally:
+        progress.ended(activity_id)
     return result
+
+
+def _timeout_message(task: Task, error: ActivityError, timeout: TimeoutError) -> str:
+    where = f"{task.instance_id} {task.operation} ({task.implementation})"
+    attempts = (
+        f"after {task.max_attempts} attempt(s)"
+        if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+        else "(not retried)"
+    )
+    if timeout.type == TimeoutType.HEARTBEAT:
+        return (
+            f"{where} timed out {attempts}: no heartbeat for {task.heartbeat_timeout_s:g}s, so the worker running "
+            "it died or hung; check the workers (`tempano up` restarts them), then resume the execution"
+        )
+    return (
+        f"{where} timed out {attempts}: no result within {task.timeout_s:g}s (its start-to-close timeout); "
+        "the plugin or the system it drives is stuck or slower than that: fix it, or raise the operation's "
+        "tempano_timeout in the blueprint, then resume the execution"
+    )

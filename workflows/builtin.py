@@ -91,11 +91,12 @@ async def heal(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str, 
         + (f" and re-wiring {', '.join(sub.peers)}" if sub.peers else ""),
         instance_id=instance_id,
     )
+    peers = {p: sub.instance_ids for p in sub.peers}
+    # The peers let go of the broken instances first (best effort: those may not answer).
+    await ctx.relink(peers, ("unlink",), continue_on_error=True)
     await ctx.uninstall(sub.instance_ids, continue_on_error=True)
     await ctx.install(sub.instance_ids)
-    if sub.peers:
-        peers = {p: sub.instance_ids for p in sub.peers}
-        await ctx.relink(peers, RELINK_PHASES)
+    await ctx.relink(peers, RELINK_PHASES)
     return {"healed": True, "method": "reinstall", "reinstalled": list(sub.instance_ids)}
 
 
@@ -114,6 +115,7 @@ async def scale(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str,
             target=target,
             delta=delta,
             instance_ids=tuple(params.get("node_instance_ids") or ()),
+            resume_chain=ctx.input.resume_chain,
         ),
         f"scale {target} {delta:+d}",
         ScaleResult,

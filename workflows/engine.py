@@ -12,13 +12,20 @@ from dataclasses import dataclass, field
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    TerminatedError,
+    TimeoutError,
+)
 
 from tempano.workflows import builtin as _builtin  # noqa: F401 - registers the built-in workflows
-from tempano.workflows import registry
+from tempano.workflows import imperative, registry
 from tempano.workflows.api import WorkflowContext, WorkflowFailure, failure_message, run_batch, store_activity
 
 with workflow.unsafe.imports_passed_through():
+    from tempano.blueprints.plan import ImperativeWorkflow
     from tempano.workflows.models import (
         BatchInput,
         BatchResult,
@@ -30,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         ExecutionResult,
         ExecutionStatusInput,
         ExecutionSummary,
+        ImperativeQuery,
+        ProgressView,
         QueuePolicy,
         RecordExecutionInput,
         StartExecutionRequest,
@@ -48,6 +57,27 @@ DEPLOYMENT_STATUS = {
     "uninstall": ("uninstalling", "uninstalled", "failed"),
     "reinstall": ("installing", "installed", "failed"),
 }
+
+
+async def _resolve(ctx: WorkflowContext, name: str) -> registry.WorkflowFn:
+    """A workflow by name: a built-in, else the deployment's TOSCA imperative workflow, else a custom one."""
+    fn = registry.get(name)
+    if fn is not None and registry.is_builtin(name):
+        return fn
+    definition: ImperativeWorkflow | None = await store_activity(
+        "imperative_workflow",
+        ImperativeQuery(deployment_id=ctx.deployment_id, name=name),
+        f"imperative workflow {name}",
+        ImperativeWorkflow,
+    )
+    if definition is not None:
+        return imperative.bind(name, definition)
+    if fn is None:
+        raise WorkflowFailure(
+            f"no workflow named {name!r}: neither built in, nor in the blueprint's workflows, nor registered under "
+            f"the tempano.workflows entry points (known: {', '.join(registry.names())})"
+        )
+    return fn
 
 
 def deployment_workflow_id(deployment_id: str) -> str:
@@ -75,19 +105,25 @@ class NodeBatchWorkflow:
 class ExecutionWorkflow:
     """One execution of a workflow (built-in, custom or TOSCA imperative) on a deployment."""
 
+    @workflow.init
+    def __init__(self, input: ExecutionInput) -> None:
+        self.ctx = WorkflowContext(input)
+
     @workflow.run
     async def run(self, input: ExecutionInput) -> ExecutionResult:
-        ctx = WorkflowContext(input)
+        ctx = self.ctx
         statuses = DEPLOYMENT_STATUS.get(input.workflow)
         await self._status(input, "running", deployment_status=statuses[0] if statuses else None)
-        fn = registry.get(input.workflow)
         try:
-            if fn is None:
-                raise WorkflowFailure(f"no workflow named {input.workflow!r} (known: {', '.join(registry.names())})")
             workflow.set_current_details(f"{input.workflow} starting")
+            fn = await _resolve(ctx, input.workflow)
             result = await fn(ctx, input.parameters)
         except asyncio.CancelledError:
-            await self._status(input, "cancelled", error="cancelled by request")
+            # Graceful: the operations in flight were cancelled and have reported back (their instances are
+            # back to the state they had); what succeeded stays, and a resume runs the rest.
+            await self._status(
+                input, "cancelled", error="cancelled by request", deployment_status=statuses[2] if statuses else None
+            )
             workflow.set_current_details("cancelled")
             raise
         except (ApplicationError, ChildWorkflowError, ActivityError) as e:
@@ -107,6 +143,11 @@ class ExecutionWorkflow:
         await self._status(input, "succeeded", deployment_status=statuses[1] if statuses else None)
         workflow.set_current_details("succeeded")
         return ExecutionResult(execution_id=input.execution_id, status="succeeded", result=dict(result or {}))
+
+    @workflow.query(name="progress")
+    def progress(self) -> ProgressView:
+        """What the execution is doing now: instances done, operations in flight."""
+        return self.ctx.progress_state.view()
 
     async def _status(
         self,
@@ -231,6 +272,28 @@ class DeploymentWorkflow:
             await self.current_handle
         except ChildWorkflowError as e:
             status, error = ("cancelled", "cancelled") if _is_cancel(e) else ("failed", failure_message(e))
+            if isinstance(e.cause, TerminatedError | TimeoutError):
+                # The execution could not record its own end: record it here, and settle its instances.
+                status = "terminated" if isinstance(e.cause, TerminatedError) else "failed"
+                error = (
+                    f"terminated by an operator ({e.cause.message or 'no reason given'}); operations it was running "
+                    "may have been cut short: their instances are marked 'error'; resume, heal or uninstall"
+                    if isinstance(e.cause, TerminatedError)
+                    else f"the execution timed out ({e.cause.message})"
+                )
+                await store_activity(
+                    "execution_status",
+                    ExecutionStatusInput(
+                        deployment_id=self.deployment_id,
+                        execution_id=ref.execution_id,
+                        workflow=ref.workflow,
+                        status=status,
+                        error=error,
+                        deployment_status="failed" if ref.workflow in DEPLOYMENT_STATUS else None,
+                        settle=True,
+                    ),
+                    f"{ref.execution_id} {status}",
+                )
         except ApplicationError as e:
             status, error = "failed", e.message
         finally:

@@ -157,6 +157,10 @@ class BatchInput(_Model):
     """Overrides the plan's retry attempts (health checks run once)."""
     only_targets: tuple[str, ...] | None = None
     """Relationship phases: only the relationships reaching these target instances (re-wiring peers)."""
+    repeat: int = 1
+    """How many times this execution has run these phases/this operation before, plus one: the second run of an
+    operation on an instance in one execution gets task key ``<key>@2`` (events, resume and activity ids stay
+    distinct; the idempotency key does not change)."""
 
 
 class BatchPlan(_Model):
@@ -171,6 +175,8 @@ class BatchResult(_Model):
     failed: dict[str, str] = Field(default_factory=dict)
     """Instance id -> failure message."""
     operations: int = 0
+    unhealthy: tuple[str, ...] = ()
+    """Instances whose operation succeeded but answered ``healthy: false`` (health checks)."""
 
 
 class OperationInput(_Model):
@@ -191,6 +197,8 @@ class StatesInput(_Model):
     deployment_id: str
     instance_ids: tuple[str, ...]
     state: str
+    execution_id: str | None = None
+    """When set, the change is recorded as a ``state_changed`` event of that execution."""
 
 
 class ExecutionStatusInput(_Model):
@@ -201,6 +209,9 @@ class ExecutionStatusInput(_Model):
     error: str | None = None
     deployment_status: str | None = None
     message: str | None = None
+    settle: bool = False
+    """The execution was stopped abruptly (terminated): instances left in a transitional state
+    (creating, configuring...) are set to ``error``, so nobody takes them for busy."""
 
 
 class RecordExecutionInput(_Model):
@@ -235,6 +246,8 @@ class ScaleInput(_Model):
     target: str
     delta: int
     instance_ids: tuple[str, ...] = ()
+    resume_chain: tuple[str, ...] = ()
+    """Earlier executions this one resumes: a scale-out they began is completed, not repeated."""
 
 
 class ScaleResult(_Model):
@@ -263,6 +276,8 @@ class LogInput(_Model):
     message: str
     level: str = "info"
     node_instance_id: str | None = None
+    type: str = "workflow_log"
+    operation: str | None = None
 
 
 class RollbackInput(_Model):
@@ -273,6 +288,21 @@ class RollbackInput(_Model):
 
 class RollbackPlan(_Model):
     instance_ids: tuple[str, ...]
+
+
+class ImperativeQuery(_Model):
+    deployment_id: str
+    name: str
+
+
+class ProgressView(_Model):
+    """What an execution is doing now (the ``progress`` query)."""
+
+    details: str
+    waiting_on: tuple[str, ...] = ()
+    """The operations in flight: ``<instance> <operation> (<implementation>)``."""
+    done: int = 0
+    total: int = 0
 
 
 DeploymentInput.model_rebuild()

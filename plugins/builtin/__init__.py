@@ -3,17 +3,22 @@
 - ``builtin.log``: logs a message (input ``message``) and returns nothing;
 - ``builtin.set_attributes``: copies the operation's inputs into runtime attributes;
 - ``builtin.noop``: does nothing;
-- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts).
+- ``builtin.sleep``: waits ``seconds`` (default 1), heartbeating and giving up at once when cancelled;
+- ``builtin.fail``: raises (input ``message``, ``retryable``, ``times``: fail only the first N attempts);
+- ``builtin.script``: runs a script artifact of the blueprint (see :mod:`tempano.plugins.builtin.script`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from tempano.plugins.builtin.script import run_script
 from tempano.plugins.contract import NonRetryableError, OperationContext, Plugin, RetryableError
 
 plugin = Plugin("builtin", "operations without an external system")
+plugin.operation("script")(run_script)
 
 
 @plugin.operation("log")
@@ -33,6 +38,14 @@ def set_attributes(ctx: OperationContext) -> Mapping[str, Any]:
 @plugin.operation("noop")
 def noop(ctx: OperationContext) -> None:
     return None
+
+
+@plugin.operation("sleep")
+def sleep(ctx: OperationContext) -> None:
+    deadline = time.monotonic() + float(ctx.inputs.get("seconds", 1))
+    while (left := deadline - time.monotonic()) > 0:
+        if ctx.cancelled.wait(min(left, 0.05)):
+            raise NonRetryableError(f"{ctx.instance.id}: {ctx.operation} cancelled with {left:.1f} s left")
 
 
 @plugin.operation("fail")

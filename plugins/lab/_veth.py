@@ -24,11 +24,13 @@ def free_name(namespace: str, stem: str = "eth") -> str:
     return next(f"{stem}{n}" for n in range(len(used) + 1) if f"{stem}{n}" not in used)
 
 
-def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, bridge: str | None) -> str:
+def ensure(
+    host_name: str, namespace: str, inner_name: str | None, *, tag: str, bridge: str | None, mtu: int | None = None
+) -> str:
     """Create or adopt the pair; returns the interface name inside the namespace.
 
-    ``inner_name`` None picks the first free ``ethN``. The host side joins ``bridge`` (if given) and both
-    ends are brought up.
+    ``inner_name`` None picks the first free ``ethN``. Both ends take ``mtu`` (if given), the host side joins
+    ``bridge`` (if given) and both ends are brought up.
     """
     inner = tagged(namespace, tag)
     if inner is None or _system.link(host_name) is None:
@@ -51,6 +53,12 @@ def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, 
             what=f"tagging {namespace}:{inner}",
         )
         _system.run(["ip", "link", "set", "dev", host_name, "alias", tag], what=f"tagging {host_name}")
+    if mtu is not None:
+        _system.run(["ip", "link", "set", "dev", host_name, "mtu", str(mtu)], what=f"setting the MTU of {host_name}")
+        _system.run(
+            ["ip", "-n", namespace, "link", "set", "dev", inner, "mtu", str(mtu)],
+            what=f"setting the MTU of {namespace}:{inner}",
+        )
     if bridge is not None:
         _system.run(
             ["ip", "link", "set", "dev", host_name, "master", bridge],

@@ -141,15 +141,32 @@ def _nics(o: Op) -> list[dict[str, str]] | str:
     return nics or "auto"
 
 
+def _boot_volume(o: Op) -> str | None:
+    """The id of the volume the server boots from (a ``BootsFrom`` relationship), if any."""
+    volumes = [rel.target for rel in o.ctx.relationships if rel.is_a(types.BOOTS_FROM)]
+    if not volumes:
+        return None
+    if len(volumes) > 1:
+        raise ConfigurationError(
+            f"{o.where} has {len(volumes)} boot volumes ({', '.join(v.id for v in volumes)}): a server boots "
+            "from one; attach the others with `volume` requirements"
+        )
+    if not volumes[0].attributes.get("id"):
+        raise ConfigurationError(
+            f"{o.where} boots from {volumes[0].id}, which has no `id` yet: the volume must be created first"
+        )
+    return str(volumes[0].attributes["id"])
+
+
 def _server_attrs(o: Op) -> dict[str, Any]:
     props, ctx = o.properties, o.ctx
     image_ref = props.get("image")
-    if not image_ref:
-        raise ConfigurationError(f"{o.where} needs an `image` (name or id)")
+    boot_volume = _boot_volume(o)
+    if not image_ref and boot_volume is None:
+        raise ConfigurationError(f"{o.where} needs an `image` (name or id) or a `boot_volume`")
     attrs: dict[str, Any] = {
         "name": o.where.name,
         "flavor_id": _flavor_id(o),
-        "image_id": find_or_fail(o, "image", str(image_ref), o.image.find_image).id,
         "networks": _nics(o),
         "metadata": {
             **{str(k): str(v) for k, v in (props.get("metadata") or {}).items()},
@@ -157,6 +174,19 @@ def _server_attrs(o: Op) -> dict[str, Any]:
         },
         "tags": [o.tag],
     }
+    if boot_volume is not None:
+        # the volume stays when the server goes: the Volume node owns it and deletes it on uninstall
+        attrs["block_device_mapping"] = [
+            {
+                "boot_index": 0,
+                "uuid": boot_volume,
+                "source_type": "volume",
+                "destination_type": "volume",
+                "delete_on_termination": False,
+            }
+        ]
+    else:
+        attrs["image_id"] = find_or_fail(o, "image", str(image_ref), o.image.find_image).id
     keypairs = [t.attributes.get("name") for t in ctx.targets(node_type=types.KEYPAIR)]
     key_name = props.get("key_name") or next((k for k in keypairs if k), None)
     if key_name:

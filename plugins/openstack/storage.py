@@ -6,7 +6,7 @@ from typing import Any
 
 from tempano.plugins.contract import ConfigurationError, OperationContext, RetryableError
 from tempano.plugins.openstack._plugin import plugin
-from tempano.plugins.openstack._support import KEY_METADATA, Op, ignore_missing_get, maybe, op
+from tempano.plugins.openstack._support import KEY_METADATA, Op, find_or_fail, ignore_missing_get, maybe, op
 from tempano.plugins.openstack.compute import scalar_size
 
 
@@ -28,6 +28,8 @@ def _adopt_or_create(o: Op) -> Any:
         for prop in ("volume_type", "availability_zone", "description"):
             if props.get(prop):
                 values[prop] = props[prop]
+        if props.get("image"):
+            values["image_id"] = find_or_fail(o, "image", str(props["image"]), o.image.find_image).id
         return values
 
     volume, _ = o.adopt_or_create(
@@ -45,8 +47,8 @@ def _adopt_or_create(o: Op) -> Any:
 
 @plugin.operation("volume.create")
 def create_volume(ctx: OperationContext) -> dict[str, Any]:
-    """A volume of ``size``; waits until it is ``available`` (a volume left in ``error`` is replaced on "
-    "retry)."""
+    """A volume of ``size`` (from ``image`` when given: bootable); waits until it is ``available`` (a volume
+    left in ``error`` is replaced on retry)."""
     o = op(ctx, "volume")
     storage = o.block_storage
     get = ignore_missing_get(storage.get_volume)

@@ -30,13 +30,22 @@ NETWORK_ATTRIBUTES = ("bridge", "bridge_name", "network_id", "resource_id")
 """Where a link looks for its endpoint network's backend name, in this order (then ``network_name``)."""
 
 
-def site_spec(view: InstanceView) -> SiteSpec:
-    """A Site node instance as the drivers see it (properties, with attributes set by site.create)."""
+def site_spec(view: InstanceView, inputs: Mapping[str, Any] | None = None) -> SiteSpec:
+    """A Site node instance as the drivers see it.
+
+    Each setting comes from the site's property, else from site.create's input of the same name (where a
+    blueprint passes run-time values, e.g. ``get_attribute`` of the lab edge router's namespace), else from
+    the attribute site.create stored (so link and check operations see what create saw).
+    """
     props: Mapping[str, Any] = view.properties
+    given: Mapping[str, Any] = inputs or {}
 
     def opt(name: str) -> str | None:
-        value = props.get(name)
-        return str(value) if value not in (None, "") else None
+        for source in (props, given, view.attributes):
+            value = source.get(name)
+            if value not in (None, ""):
+                return str(value)
+        return None
 
     driver = opt("driver")
     if driver is None:
@@ -49,8 +58,8 @@ def site_spec(view: InstanceView) -> SiteSpec:
         underlay_address=opt("underlay_address"),
         edge_namespace=opt("edge_namespace"),
         attachment_point=opt("attachment_point"),
-        site_id=opt("site_id") or (str(view.attributes["site_id"]) if view.attributes.get("site_id") else None),
-        site_id_given=opt("site_id") is not None,
+        site_id=opt("site_id"),
+        site_id_given=props.get("site_id") not in (None, "") or given.get("site_id") not in (None, ""),
     )
 
 
@@ -59,7 +68,7 @@ def credentials(ctx: OperationContext, site: SiteSpec) -> Credentials | None:
         return None
     try:
         return Credentials.parse(site.credentials_secret, ctx.get_secret(site.credentials_secret))
-    except KeyError:
+    except LookupError:  # the store's NotFound in the engine, KeyError in LocalContext
         raise ConfigurationError(
             f"site {site.name!r} names credentials secret {site.credentials_secret!r}, which is not in "
             "tempano's secret store; add it (value `user:password` or a bearer token)"
@@ -69,6 +78,7 @@ def credentials(ctx: OperationContext, site: SiteSpec) -> Credentials | None:
 @contextmanager
 def driver_for(ctx: OperationContext, site: SiteSpec) -> Iterator[SdnDriver]:
     driver = make_driver(site, credentials(ctx, site))
+    driver.logger = ctx.logger
     try:
         yield driver
     finally:
@@ -109,7 +119,16 @@ def link_spec(ctx: OperationContext) -> LinkSpec:
                 f"not a {SITE_TYPE}"
             )
         network_view = _relationship_target(ctx, f"endpoint_{side}")
-        ends.append(LinkEnd(site_spec(site_view), _network_name(ctx.instance.id, network_view)))
+        cidr = network_view.attributes.get("cidr") or network_view.properties.get("cidr")
+        gateway = props.get(f"gateway_{side}")
+        ends.append(
+            LinkEnd(
+                site_spec(site_view),
+                _network_name(ctx.instance.id, network_view),
+                cidr=str(cidr) if cidr else None,
+                gateway=str(gateway) if gateway else None,
+            )
+        )
     a, b = ends
     if a.site.driver != b.site.driver or a.site.controller_url != b.site.controller_url:
         raise ConfigurationError(
@@ -169,7 +188,7 @@ def _delete_ledger(ctx: OperationContext, site: SiteSpec, what: str) -> list[str
 @plugin.operation("site.create")
 def create_site(ctx: OperationContext) -> dict[str, Any]:
     """Validate the site's backend (edge namespace, controller, credentials) and make what it needs."""
-    site = dataclasses.replace(site_spec(ctx.instance), key=ctx.idempotency_key)
+    site = dataclasses.replace(site_spec(ctx.instance, ctx.inputs), key=ctx.idempotency_key)
     if not site.key:
         raise ConfigurationError(f"site {site.name!r}: the engine gave site.create no idempotency key")
     with driver_for(ctx, site) as driver:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tempano.blueprints import BlueprintError, Plan, _loader, compile, load
+from tempano.blueprints import InputError, Plan, _loader, bind_inputs, compile, load
 
 # A stand-in for blueprints/types/openstack.yaml (the OpenStack plugin's file): only what the mapping touches.
 OPENSTACK_TYPES = """\
@@ -205,13 +205,79 @@ def test_ports_install_before_the_server_and_the_vdu_scales_as_a_group(openstack
     assert (group.instances.default, group.instances.min, group.instances.max) == (2, 1, 4)
 
 
-def test_external_cp_without_network_input_is_an_error(openstack_library: Path, tmp_path: Path) -> None:
+def test_external_cp_without_network_input_gets_a_required_input(openstack_library: Path, tmp_path: Path) -> None:
     text = VNFD.replace("    mgmt_network: { type: string, default: public }\n", "")
-    with pytest.raises(BlueprintError) as caught:
-        compile_vnfd(tmp_path, text)
+    plan = compile_vnfd(tmp_path, text)
+    assert plan.nodes["mgmt_cp"].properties["network"] == {"get_input": "mgmt_cp_network"}
+    spec = plan.inputs["mgmt_cp_network"]
+    assert spec.required and spec.type == "string" and spec.default is None
+    assert "external connection point mgmt_cp (of fw)" in spec.description
+    with pytest.raises(InputError) as caught:
+        bind_inputs(plan, {})
     (error,) = caught.value.errors
-    assert error.entity == "mgmt_cp" and error.line == 40
-    assert "declare an input 'mgmt_cp_network'" in error.message
+    assert error.entity == "mgmt_cp_network"
+    assert error.message.startswith("required input missing (type string): Name or id of the existing network")
+    assert error.message.endswith("; give it a value")
+    bound = bind_inputs(plan, {"mgmt_cp_network": "provider-net"})
+    assert bound.nodes["mgmt_cp"].properties["network"] == "provider-net"
+
+
+def test_external_cps_reuse_a_declared_external_network_input(openstack_library: Path, tmp_path: Path) -> None:
+    text = VNFD.replace("mgmt_network: { type: string, default: public }", "external_network: { type: string }")
+    plan = compile_vnfd(tmp_path, text)
+    assert plan.nodes["mgmt_cp"].properties["network"] == {"get_input": "external_network"}
+    assert "mgmt_cp_network" not in plan.inputs
+
+
+BOOT_FROM_VOLUME = """\
+tosca_definitions_version: tosca_simple_yaml_1_3
+imports:
+  - etsi_nfv_sol001_common_types.yaml
+  - etsi_nfv_sol001_vnfd_types.yaml
+topology_template:
+  node_templates:
+    vdu:
+      type: tosca.nodes.nfv.Vdu.Compute
+      properties:
+        name: vdu
+        vdu_profile: { min_number_of_instances: 1, max_number_of_instances: 1 }
+        sw_image_data: { name: ignored-when-booting-from-volume }
+      requirements:
+        - virtual_storage: data
+        - virtual_storage: root
+    root:
+      type: tosca.nodes.nfv.Vdu.VirtualBlockStorage
+      properties:
+        virtual_block_storage_data: { size_of_storage: 10 GiB }
+        sw_image_data:
+          name: vnf-image
+          version: "1.0"
+          checksum: { algorithm: sha-256, hash: 0123 }
+          container_format: bare
+          disk_format: qcow2
+          min_disk: 2 GiB
+          size: 1 GiB
+    data:
+      type: tosca.nodes.nfv.Vdu.VirtualBlockStorage
+      properties:
+        virtual_block_storage_data: { size_of_storage: 1 GiB }
+"""
+
+
+def test_storage_with_an_image_becomes_the_boot_volume(tmp_path: Path) -> None:
+    plan = compile_vnfd(tmp_path, BOOT_FROM_VOLUME)  # with the real OpenStack types
+    root, vdu = plan.nodes["root"], plan.nodes["vdu"]
+    assert root.type == "tempano.nodes.openstack.Volume"
+    assert (root.properties["image"], root.properties["size"]) == ("vnf-image", "10 GiB")
+    assert "image" not in vdu.properties
+    assert [(r.name, r.type, r.target) for r in vdu.relationships] == [
+        ("volume", "tempano.relationships.openstack.AttachesTo", "data"),
+        ("boot_volume", "tempano.relationships.openstack.BootsFrom", "root"),
+    ]
+    (boot,) = (r for r in vdu.relationships if r.name == "boot_volume")
+    assert boot.operations == {}  # booted with it, never hot-plugged nor detached
+    assert plan.workflows["install"].steps["vdu"].after == ("data", "root")
+    assert plan.workflows["uninstall"].steps["root"].after == ("vdu",)
 
 
 def test_without_openstack_types_nodes_keep_their_nfv_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -208,11 +208,13 @@ class Compute:
             image_ref = attrs.get("imageRef")
             if image_ref and self.state.get("image", image_ref) is None:
                 raise nova_error(400, f"Image {image_ref} could not be found.")
-            if not image_ref and not attrs.get("block_device_mapping_v2"):
+            mappings = attrs.get("block_device_mapping_v2") or []
+            if not image_ref and not mappings:
                 raise nova_error(
                     400,
                     "Block Device Mapping is Invalid: You specified more local devices than the limit allows",
                 )
+            boot_volumes = self._boot_volumes(mappings)
             key_name = attrs.get("key_name")
             if key_name and self.state.get("keypair", key_name) is None:
                 raise nova_error(400, "Invalid key_name provided.")
@@ -320,6 +322,22 @@ class Compute:
                 "scheduler_hints": dict(hints),
             }
             self.state.add("server", server)
+            for index, (volume, delete_on_termination) in enumerate(boot_volumes):
+                volume["status"] = "in-use"
+                volume["attachments"].append(
+                    {
+                        "server_id": server_id,
+                        "attachment_id": new_id(),
+                        "id": volume["id"],
+                        "volume_id": volume["id"],
+                        "device": f"/dev/vd{chr(ord('a') + index)}",
+                        "host_name": host,
+                        "attached_at": now(),
+                    }
+                )
+                self.state.hidden[server_id].setdefault("delete_on_termination", [])
+                if delete_on_termination:
+                    self.state.hidden[server_id]["delete_on_termination"].append(volume["id"])
             if group is not None:
                 group["members"].append(server_id)
         created = {
@@ -330,6 +348,36 @@ class Compute:
             "adminPass": "emulated",
         }
         return self._ok(request, {"server": created}, 202)
+
+    def _boot_volumes(self, mappings: Any) -> list[tuple[dict[str, Any], bool]]:
+        """The existing volumes a block device mapping attaches at boot (validated as Nova does)."""
+        found: list[tuple[dict[str, Any], bool]] = []
+        for mapping in mappings if isinstance(mappings, list) else []:
+            if not isinstance(mapping, dict):
+                raise nova_error(400, "Invalid input for field/attribute block_device_mapping_v2.")
+            if mapping.get("source_type") != "volume" or mapping.get("destination_type", "volume") != "volume":
+                # images and blanks copied into new volumes at boot are not emulated
+                raise nova_error(
+                    400,
+                    f"Block Device Mapping is Invalid: source_type {mapping.get('source_type')!r} is not emulated "
+                    "(only existing volumes)",
+                )
+            volume = self.state.get("volume", str(mapping.get("uuid", "")))
+            if volume is None:
+                raise nova_error(400, f"Block Device Mapping is Invalid: failed to get volume {mapping.get('uuid')}.")
+            ready_at = self.state.hidden.get(volume["id"], {}).get("ready_at", 0.0)
+            if volume["status"] == "creating" and time.monotonic() >= ready_at:
+                volume["status"] = "available"
+            if volume["status"] != "available":
+                raise nova_error(
+                    400,
+                    f"Invalid volume: volume {volume['id']} status must be 'available'. Currently in "
+                    f"'{volume['status']}'",
+                )
+            if mapping.get("boot_index") in (0, "0") and volume["bootable"] != "true":
+                raise nova_error(400, f"Block Device Mapping is Invalid: Volume {volume['id']} is not bootable.")
+            found.append((volume, bool(mapping.get("delete_on_termination", False))))
+        return found
 
     def _place(self, group: dict[str, Any] | None) -> tuple[str | None, str | None]:
         """A host for a new server honouring its group's policy, or a 'no valid host' fault."""
@@ -358,9 +406,12 @@ class Compute:
                     self.state.remove("port", port["id"])
                 else:
                     port.update(device_id="", device_owner="", status="DOWN")
+            doomed = self.state.hidden[server["id"]].get("delete_on_termination", [])
             for volume in self.state.all("volume"):
                 if any(a["server_id"] == server["id"] for a in volume["attachments"]):
                     volume.update(attachments=[], status="available")
+                    if volume["id"] in doomed:
+                        self.state.remove("volume", volume["id"])
             for group in self.state.all("server_group"):
                 if server["id"] in group["members"]:
                     group["members"].remove(server["id"])

@@ -1,4 +1,5 @@
-"""Glance v2 images (read, delete, seeded by tests) and Cinder v3 volumes (creating -> available)."""
+"""Glance v2 images (read, delete, seeded by tests) and Cinder v3 volumes (creating -> available; from an image:
+bootable)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,17 @@ class Storage:
             size = int(attrs["size"])
         except (KeyError, TypeError, ValueError):
             raise cinder_error(400, "Invalid input received: size must be an integer greater than 0.") from None
+        image_ref = attrs.get("imageRef")
         with self.state.lock:
+            image = self.state.get("image", image_ref) if image_ref else None
+            if image_ref and image is None:
+                raise cinder_error(400, "Invalid image identifier or unable to access requested image.")
+            if image is not None and image["min_disk"] > size:
+                raise cinder_error(
+                    400,
+                    f"Invalid input received: Image minDisk size {image['min_disk']} is larger than the volume "
+                    f"size {size}.",
+                )
             over = self.state.over_quota("volume")
             if over:
                 raise cinder_error(
@@ -142,7 +153,7 @@ class Storage:
                 "status": "creating",
                 "availability_zone": attrs.get("availability_zone") or "nova",
                 "attachments": [],
-                "bootable": "false",
+                "bootable": "true" if image is not None else "false",
                 "encrypted": False,
                 "multiattach": False,
                 "metadata": dict(attrs.get("metadata") or {}),
@@ -157,6 +168,15 @@ class Storage:
                 "consistencygroup_id": None,
                 "links": [{"rel": "self", "href": link}],
             }
+            if image is not None:
+                volume["volume_image_metadata"] = {
+                    "image_id": image["id"],
+                    "image_name": image["name"],
+                    "disk_format": image["disk_format"],
+                    "container_format": image["container_format"],
+                    "min_disk": str(image["min_disk"]),
+                    "min_ram": str(image["min_ram"]),
+                }
             self.state.hidden[volume_id] = {"ready_at": time.monotonic() + self.state.faults.volume_build_seconds}
             self.state.add("volume", volume)
         return Response(202, {"volume": volume})

@@ -1,0 +1,171 @@
+"""Engine benchmarks on the real Temporal dev server: how big and how fast an install can be.
+
+    .venv/bin/python benchmarks/engine_scale.py [sizes...]        # default: 100 1000 10000, then the critical path
+
+Scale: installs of plans with N node instances whose operations cost nothing (builtin.noop on create, configure and
+start): one `core` instance, the rest spread over three templates that depend on it. Printed per size: wall time of
+the install, workflow runs, history events per instance and the largest history of any run (Temporal's hard limits
+are 51,200 events and 50 MB per run; the goal is every run under 10,240 events).
+
+Critical path: 100 instances in four layers of 25 (each layer depends on the one before), every operation (create,
+configure, start) sleeps 1 s, so the critical path is 4 x 3 s = 12 s. Printed: wall time / critical path (goal
+<= 1.10).
+
+The dev server, worker and store are started here on free ports in a temporary directory and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tempano.api.service import Tempano
+from tempano.api.settings import Settings
+from tempano.api.up import temporal_command
+from tempano.api.worker import build_worker
+
+SLEEP = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ops(implementation: str) -> str:
+    return "\n".join(
+        f"          {op}: {{ implementation: {implementation} }}" for op in ("create", "configure", "start")
+    )
+
+
+def node(name: str, implementation: str, after: str | None) -> str:
+    requirements = f"\n      requirements:\n        - dependency: {after}" if after else ""
+    return (
+        f"    {name}:\n      type: tempano.nodes.Root{requirements}\n"
+        f"      interfaces:\n        Standard:\n{ops(implementation)}\n"
+    )
+
+
+def policy(name: str, count: int) -> str:
+    return (
+        f"    - {name}_count:\n        type: tempano.policies.Scaling\n        targets: [ {name} ]\n"
+        f"        properties: {{ min_instances: 1, default_instances: {count}, max_instances: {count} }}\n"
+    )
+
+
+def blueprint(layers: list[tuple[str, int, str | None]], implementation: str) -> str:
+    nodes = "".join(node(name, implementation, after) for name, _, after in layers)
+    policies = "".join(policy(name, count) for name, count, _ in layers if count > 1)
+    text = f"tosca_definitions_version: tosca_simple_yaml_1_3\ntopology_template:\n  node_templates:\n{nodes}"
+    return text + (f"  policies:\n{policies}" if policies else "")
+
+
+def scale_blueprint(size: int) -> str:
+    rest = size - 1
+    share = [rest // 3 + (1 if i < rest % 3 else 0) for i in range(3)]
+    layers: list[tuple[str, int, str | None]] = [("core", 1, None)]
+    layers += [(f"edge_{i}", share[i], "core") for i in range(3)]
+    return blueprint(layers, "builtin.noop")
+
+
+def critical_path_blueprint() -> str:
+    layers: list[tuple[str, int, str | None]] = [("layer_0", 25, None)]
+    layers += [(f"layer_{i}", 25, f"layer_{i - 1}") for i in range(1, 4)]
+    return blueprint(layers, "builtin.sleep")
+
+
+@asynccontextmanager
+async def stack(workdir: Path) -> AsyncIterator[Tempano]:
+    settings = Settings(data_dir=workdir / "data", temporal_address=f"127.0.0.1:{free_port()}", secret_key=None)
+    temporal = settings.find_temporal()
+    if temporal is None:
+        sys.exit("the temporal CLI is missing: run `make setup`")
+    port = int(settings.temporal_address.rsplit(":", 1)[1])
+    cmd = temporal_command(settings, temporal, workdir / "temporal.db", port, free_port())
+    server = subprocess.Popen(cmd, stdout=(workdir / "temporal.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        client = await connect(settings.temporal_address, server)
+        worker, pool = build_worker(client, settings.store, task_queue=settings.task_queue)
+        async with worker:
+            yield Tempano(settings, client, settings.store)
+        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+async def connect(address: str, server: subprocess.Popen[bytes]) -> Client:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            await client.service_client.check_health()
+            return client
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+async def histories(client: Client, deployment_id: str) -> list[int]:
+    """Event counts of every run under the deployment: executions and their children, all runs of each."""
+    sizes = []
+    async for wf in client.list_workflows(f"WorkflowId STARTS_WITH 'dep:{deployment_id}:'"):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        sizes.append(len(history.events))
+    return sizes
+
+
+async def install(tempano: Tempano, name: str, text: str, timeout: float) -> tuple[float, str]:
+    path = Path(tempfile.mkdtemp()) / f"{name}.yaml"
+    path.write_text(text)
+    tempano.upload_blueprint(name, path)
+    await tempano.create_deployment(name, name)
+    started = time.perf_counter()
+    execution = await tempano.run(name, "install", timeout=timeout)
+    await tempano.client.get_workflow_handle(execution.workflow_id).result()
+    elapsed = time.perf_counter() - started
+    if execution.status != "succeeded":
+        sys.exit(f"{name}: install {execution.status}: {execution.error}")
+    return elapsed, execution.workflow_id
+
+
+async def main(sizes: list[int]) -> None:
+    print(f"engine benchmark on {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="tempano-bench-") as tmp:
+        async with stack(Path(tmp)) as tempano:
+            print(
+                f"{'instances':>10} {'install s':>10} {'inst/s':>8} {'runs':>6} {'events/inst':>12} {'largest run':>12}"
+            )
+            for size in sizes:
+                name = f"scale-{size}"
+                elapsed, _ = await install(tempano, name, scale_blueprint(size), timeout=3600)
+                counted = await histories(tempano.client, name)
+                print(
+                    f"{size:>10} {elapsed:>10.1f} {size / elapsed:>8.0f} {len(counted):>6} "
+                    f"{sum(counted) / size:>12.1f} {max(counted):>12}",
+                    flush=True,
+                )
+            elapsed, _ = await install(tempano, "critical-path", critical_path_blueprint(), timeout=600)
+            critical = 4 * 3 * SLEEP
+            print(
+                f"critical path: 100 instances, 4 layers x 3 operations x {SLEEP:.0f} s = {critical:.0f} s; "
+                f"install {elapsed:.2f} s; ratio {elapsed / critical:.3f} (goal <= 1.10)"
+            )
+
+
+if __name__ == "__main__":
+    chosen = [int(a) for a in sys.argv[1:]] or [100, 1000, 10000]
+    asyncio.run(main(chosen))

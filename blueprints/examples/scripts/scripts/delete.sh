@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "unregistering $TEMPANO_NODE_INSTANCE"

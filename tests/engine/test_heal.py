@@ -1,0 +1,88 @@
+"""heal on the real server: health check first; the node's heal operation if it has one, else a reinstall of the
+instance's subgraph with its peers' relationship operations re-run; a healthy instance is left alone."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tempano.api.service import Tempano
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Deploy = Callable[[str], Awaitable[None]]
+
+
+async def result_of(engine: Tempano, execution_id: str) -> dict[str, Any]:
+    from tempano.workflows.models import ExecutionResult
+
+    record = engine.store.get_execution(execution_id)
+    handle = engine.client.get_workflow_handle(record.workflow_id, result_type=ExecutionResult)
+    return dict((await handle.result()).result)
+
+
+def ops(rec: Any, execution: str) -> list[tuple[str, str, str | None]]:
+    return sorted((c.instance, c.operation, c.target) for c in rec.calls if c.execution == execution)
+
+
+def leftovers(engine: Tempano, rec: Any, deployment: str) -> None:
+    """The fake VIM holds exactly one resource per live instance, and the ledger says the same."""
+    live = {i.id for i in engine.store.node_instances(deployment)}
+    ledger = {(r.node_instance_id, r.resource_id) for r in engine.store.resources(deployment)}
+    assert {r for _, r in ledger} == set(rec.vim)
+    assert {i for i, _ in ledger} == live
+    assert len(ledger) == len(live)
+
+
+async def test_healthy_instance_is_left_alone(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+    await deploy("heal-ok")
+    execution = await engine.run("heal-ok", "heal", {"node_instance_id": "app_1"}, timeout=60)
+    assert execution.status == "succeeded", execution.error
+    assert await result_of(engine, execution.id) == {"healed": False, "healthy": True}
+    assert ops(rec, execution.id) == [("app_1", "check", None)]
+
+
+async def test_heal_operation_repairs_in_place(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+    await deploy("heal-op")
+    rec.unhealthy.add("app_2")
+    execution = await engine.run("heal-op", "heal", {"node_instance_id": "app_2"}, timeout=60)
+    assert execution.status == "succeeded", execution.error
+    assert (await result_of(engine, execution.id))["method"] == "heal_operation"
+    assert ops(rec, execution.id) == [("app_2", "check", None), ("app_2", "check", None), ("app_2", "heal", None)]
+    assert engine.store.node_instance("heal-op", "app_2").state == "started"
+    leftovers(engine, rec, "heal-op")
+
+
+async def test_reinstall_of_subgraph_rewires_peers(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+    await deploy("heal-re")
+    before = {i.id: i.attributes["resource_id"] for i in engine.store.node_instances("heal-re")}
+    rec.unhealthy.add("vm_1")
+    execution = await engine.run("heal-re", "heal", {"node_instance_id": "vm_1"}, timeout=120)
+    assert execution.status == "succeeded", execution.error
+    result = await result_of(engine, execution.id)
+    assert result["method"] == "reinstall"
+    assert sorted(result["reinstalled"]) == ["app_1", "vm_1"]
+    ran = ops(rec, execution.id)
+    # vm_1 and what it hosts are deleted and created again, vm_1 re-linked to net; nothing else is recreated.
+    for instance in ("vm_1", "app_1"):
+        for op in ("stop", "delete", "create", "configure", "start"):
+            assert (instance, op, None) in ran
+    assert ("vm_1", "remove_target", "net_1") in ran
+    assert ("vm_1", "pre_configure_source", "net_1") in ran
+    assert ("vm_1", "add_target", "net_1") in ran
+    # The peer lb_1 unlinks from vm_1 and links again, to vm_1 only.
+    assert [c for c in ran if c[0] == "lb_1"] == [
+        ("lb_1", "add_target", "vm_1"),
+        ("lb_1", "pre_configure_source", "vm_1"),
+        ("lb_1", "remove_target", "vm_1"),
+    ]
+    assert {c[0] for c in ran} == {"vm_1", "app_1", "lb_1"}
+    after = {i.id: i.attributes["resource_id"] for i in engine.store.node_instances("heal-re")}
+    assert after["vm_1"] != before["vm_1"] and after["app_1"] != before["app_1"]
+    assert {k: v for k, v in after.items() if k not in {"vm_1", "app_1"}} == {
+        k: v for k, v in before.items() if k not in {"vm_1", "app_1"}
+    }
+    assert {i.state for i in engine.store.node_instances("heal-re")} == {"started"}
+    leftovers(engine, rec, "heal-re")
