@@ -250,6 +250,16 @@ def api() -> None:
     from tempano.api.app import create_app
 
     settings = _settings()
+    if settings.api_workers > 1:  # each worker process builds its app from the same TEMPANO_* environment
+        uvicorn.run(
+            "tempano.api.app:create_app",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+        return
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
 
 

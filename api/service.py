@@ -12,7 +12,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tempano.store import (
     DeploymentRecord,
     EventRecord,
     ExecutionRecord,
+    NodeInstanceRecord,
     NotFound,
     Store,
 )
@@ -278,9 +279,17 @@ class Tempano:
             declared=workflow in plan.imperative_workflows,
         )
         try:
-            ref: ExecutionRef = await self.deployment_handle(deployment_id).execute_update(
-                "start_execution", request, result_type=ExecutionRef
+            ref: ExecutionRef = await asyncio.wait_for(
+                self.deployment_handle(deployment_id).execute_update(
+                    "start_execution", request, result_type=ExecutionRef
+                ),
+                self.settings.update_timeout,
             )
+        except TimeoutError:
+            raise TemporalUnavailable(
+                f"no worker took the request within {self.settings.update_timeout:.0f}s (task queue "
+                f"{self.settings.task_queue!r}): is a worker running? It may still start when one comes"
+            ) from None
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
@@ -399,14 +408,23 @@ class Tempano:
         ref = await self.start_execution(deployment_id, workflow, parameters)
         return await self.wait_execution(ref.execution_id, timeout=timeout)
 
-    def outputs(self, deployment_id: str) -> dict[str, Any]:
-        """The deployment's outputs as they stand; secrets are never evaluated here (they stay in activities)."""
-        deployment = self.store.get_deployment(deployment_id)
-        plan = Plan.model_validate(deployment.plan)
-        if not plan.outputs:
+    def outputs(
+        self,
+        deployment_id: str,
+        *,
+        deployment: DeploymentRecord | None = None,
+        instances: Sequence[NodeInstanceRecord] | None = None,
+    ) -> dict[str, Any]:
+        """The deployment's outputs as they stand; secrets are never evaluated here (they stay in activities).
+        Callers holding the deployment and its instances pass them to save reads."""
+        deployment = deployment or self.store.get_deployment(deployment_id)
+        if not deployment.plan.get("outputs"):
             return {}
-        instances = load_instances(self.store, plan, deployment_id)
-        resolver = _NoSecrets(self.store, plan, deployment_id, instances)
+        plan = Plan.model_validate(deployment.plan)
+        by_id = (
+            {i.id: i for i in instances} if instances is not None else load_instances(self.store, plan, deployment_id)
+        )
+        resolver = _NoSecrets(self.store, plan, deployment_id, by_id)
         out: dict[str, Any] = {}
         for name, spec in plan.outputs.items():
             try:

@@ -118,6 +118,9 @@ async def test_unknown_and_revoked_tokens_are_refused(api: Api) -> None:
         assert (await c.get("/api/v1/whoami")).json()["role"] == "operator"
         assert (await api.admin.delete(f"/api/v1/tokens/{created['id']}")).status_code == 204
         assert (await c.get("/api/v1/whoami")).status_code == 401
+    me = (await api.admin.get("/api/v1/whoami")).json()["token_id"]
+    r = await api.admin.delete(f"/api/v1/tokens/{me}")
+    assert r.status_code == 409 and "itself" in r.json()["detail"]
     assert_bad_role = await api.admin.post("/api/v1/tokens", json={"name": "x", "role": "root"})
     assert assert_bad_role.status_code == 422
 
