@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Where the CLI finds the API (default: http://<api_host>:<api_port>)."""
     max_upload_bytes: int = 50 * 1024 * 1024
     """Largest blueprint upload the API accepts."""
+    max_blueprint_bytes: int = 50 * 1024 * 1024
+    """Largest total size of the files kept for one blueprint (a directory's or CSAR's whole tree)."""
     worker_threads: int = 64
 
     @property

@@ -58,6 +58,8 @@ class SourceSet:
     """Every type by name, whatever its section (TOSCA type names are unique across sections)."""
     errors: list[ErrorDetail] = field(default_factory=list)
     total_bytes: int = 0
+    local_imports: set[Path] = field(default_factory=set)
+    """The blueprint's own imported files on disk (resolved; not the library, profiles or URLs)."""
 
     def add_types(self, doc: YamlDocument, prefix: str | None = None) -> None:
         data = doc.data if isinstance(doc.data, Mapping) else {}
@@ -237,6 +239,7 @@ class ImportResolver:
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )
             return
+        self._sources.local_imports.add(path)
         self._read_local(doc, where, path, self._namer(path), prefix)
 
     def _bundled(self, target: str) -> Path | None:
