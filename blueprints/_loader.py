@@ -300,6 +300,23 @@ class ImportResolver:
         self.resolve(imported, url)
 
 
+SOL001_VNFD_TYPES = "etsi_nfv_sol001_vnfd_types.yaml"
+
+
+@functools.cache
+def bundled_sol001_types() -> frozenset[str]:
+    """Every type name tempano's own SOL001 subset (profiles/) defines."""
+    names: set[str] = set()
+    for path in PROFILES_DIR.glob("etsi_nfv_sol001_*.yaml"):
+        data = load_yaml_bytes(path.read_bytes(), f"<tempano profiles>/{path.name}").data
+        if isinstance(data, Mapping):
+            for section in TYPE_SECTIONS:
+                defs = data.get(section)
+                if isinstance(defs, Mapping):
+                    names.update(str(name) for name in defs)
+    return frozenset(names)
+
+
 def library_sources() -> SourceSet:
     """A source set holding only tempano's type library."""
     sources = SourceSet()
