@@ -18,7 +18,7 @@ import httpx
 import yaml
 
 from tempano.api.auth import read_token_file
-from tempano.api.blueprint_commands import blueprints  # local validate/plan (the compiler's)
+from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
 from tempano.api.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
@@ -75,21 +75,23 @@ def _settings() -> Settings:
 
 
 def _pack(path: Path) -> tuple[str, bytes]:
-    """A blueprint file or directory as one upload: a YAML document, or a zip of the directory with a
-    TOSCA.meta naming the entry file (so playbooks and scripts travel with it)."""
+    """A blueprint file or directory as one upload: a YAML document, or a zip with a TOSCA.meta naming the entry
+    file (so playbooks and scripts travel with it): a directory's whole tree, or the files a YAML file names."""
     if path.is_file() and path.suffix in {".zip", ".csar"}:
         return path.name, path.read_bytes()
     root = path if path.is_dir() else path.parent
     entry = None if path.is_dir() else path.name
-    siblings = [p for p in root.rglob("*") if p.is_file() and p != path]
-    if entry is not None and not siblings:
-        return path.name, path.read_bytes()
+    if entry is None:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    else:
+        files = [root / name for name in own_files(path)]
+        if files == [path]:
+            return path.name, path.read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(root.rglob("*")):
-            if file.is_file() and "__pycache__" not in file.parts:
-                archive.write(file, file.relative_to(root).as_posix())
-        if entry is not None and not (root / "TOSCA-Metadata" / "TOSCA.meta").exists():
+        for file in files:
+            archive.write(file, file.relative_to(root).as_posix())
+        if entry is not None:
             archive.writestr(
                 "TOSCA-Metadata/TOSCA.meta",
                 f"TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\nCreated-By: tempano\nEntry-Definitions: {entry}\n",

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tempano.api.settings import Settings
+from tempano.blueprints import blueprint_files
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
 from tempano.plugins.registry import PluginRegistry, load_plugins
@@ -99,15 +101,25 @@ def _installed_operation(reference: str) -> bool:
     return _plugin_registry().has(reference)
 
 
-def _skip_inside(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
-    """A copytree filter leaving out tempano's own data directory (a blueprint saved next to it must not copy the
-    store, nor its own earlier copies)."""
+def _tree_files(root: Path, data_dir: Path) -> list[Path]:
+    """Every file under ``root`` (following links, each directory once), leaving out tempano's own data directory
+    (a blueprint saved next to it must not copy the store, nor its own earlier copies)."""
     data = data_dir.resolve()
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for directory, dirs, names in os.walk(root, followlinks=True):
+        here = Path(directory)
+        real = here.resolve()
+        if real == data or real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files.extend(here / name for name in sorted(names) if (here / name).is_file())
+    return files
 
-    def ignore(directory: str, names: list[str]) -> list[str]:
-        return [name for name in names if (Path(directory) / name).resolve() == data]
 
-    return ignore
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def check_id(kind: str, value: str) -> str:
@@ -146,12 +158,30 @@ class Tempano:
             pass
         blueprint, plan = _compile(path, self._has_operation)
         try:
+            root = Path(blueprint.base_dir)
+            main_file = Path(blueprint.root_file).relative_to(root).as_posix()
+            if blueprint.archive is None and Path(path).is_file():
+                # Its directory may hold anything (a home directory): only the files the blueprint names are kept.
+                files = [root / name for name in blueprint_files(blueprint, plan)]
+            else:
+                files = _tree_files(root, self.settings.data_dir)
+            size = sum(file.stat().st_size for file in files)
+            limit = self.settings.max_blueprint_bytes
+            if size > limit:
+                raise ServiceError(
+                    f"blueprint {blueprint_id}: its files take {_mib(size)}, more than the {_mib(limit)} a blueprint "
+                    "may keep (setting TEMPANO_MAX_BLUEPRINT_BYTES); leave out what it does not need or raise the "
+                    "limit",
+                    status=413,
+                )
             target = self.settings.blueprints_dir / blueprint_id
             if target.exists():
                 shutil.rmtree(target)
-            root = Path(blueprint.base_dir)
-            shutil.copytree(root, target, ignore=_skip_inside(self.settings.data_dir))
-            main_file = str(Path(blueprint.root_file).relative_to(root))
+            for file in files:
+                copy = target / file.relative_to(root)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, copy)
+            target.mkdir(parents=True, exist_ok=True)
         finally:
             blueprint.cleanup()  # an extracted CSAR's temporary directory
         try:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     """Largest blueprint upload the API accepts."""
     update_timeout: float = 60.0
     """How long the API waits for a worker to take an execution request before answering 503."""
+    max_blueprint_bytes: int = 50 * 1024 * 1024
+    """Largest total size of the files kept for one blueprint (a directory's or CSAR's whole tree)."""
     worker_threads: int = 64
 
     @property
