@@ -134,6 +134,7 @@ def record(store: Store, execution: ExecutionRecord, into: dict[str, list[float]
 async def run(rounds: int, address: str) -> dict[str, dict[str, list[float]]]:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     data = Path(os.environ["TEMPANO_LAB_DIR"]).parent / "data"
+    data.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data, temporal_address=address, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
     store: Store = settings.store
     worker, pool = build_worker(client, store, task_queue=settings.task_queue, threads=32)
