@@ -226,7 +226,9 @@ async def test_server_in_error_without_retry_fails_then_heal_replaces_it(
     await tempano.create_deployment("os-err-heal", "one", {"cloud": "east", "retry_on_error": False})
     execution = await tempano.run("os-err-heal", "install", timeout=300)
     assert execution.status == "failed"
-    assert "went to ERROR" in (execution.error or "") and "retry_on_error is false" in (execution.error or "")
+    error = execution.error or ""
+    assert "went to ERROR: Exceeded maximum number of retries" in error and "retry_on_error is false" in error
+    assert "on cloud 'east'" in error and "server 'os-err-heal-vm_1'" in error
     assert east.created["server"] == 1
 
     heal = await tempano.run("os-err-heal", "heal", {"node_instance_id": "vm_1"}, timeout=300)
