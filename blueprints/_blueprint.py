@@ -29,7 +29,12 @@ from tempano.blueprints._yaml import DEFAULT_LIMITS, Limits, Path_, PositionMap,
 
 @dataclass
 class Blueprint:
-    """A loaded, TOSCA-validated blueprint: its files, positions, merged types and tosca-parser's template."""
+    """A loaded, TOSCA-validated blueprint: its files, positions and merged types.
+
+    tosca-parser's template is not kept: it only validates, and its objects form reference cycles (tens per node
+    template) that would cost the cyclic GC a pass over them all when it is dropped later. Dropped as soon as it has
+    validated, while the GC is paused, it goes with the first young collection, which scans those objects anyway.
+    """
 
     root_file: Path
     """The root YAML file on disk."""
@@ -41,8 +46,6 @@ class Blueprint:
     """The root document as written (data and positions)."""
     sources: SourceSet
     """Every document read (root, imports, type library) and every type definition by name."""
-    tosca: Any
-    """tosca-parser's ToscaTemplate for the validated template."""
     archive: Path | None = None
     """The CSAR this blueprint came from, if any (``base_dir`` then holds its extracted content)."""
 
@@ -166,12 +169,11 @@ def _load_file(
     sources.errors.extend(_unimported_sol001_types(document, sources))
     if sources.errors:
         raise BlueprintLoadError(sources.errors)
-    blueprint = Blueprint(root.resolve(), base_dir.resolve(), display, document, sources, None)
+    blueprint = Blueprint(root.resolve(), base_dir.resolve(), display, document, sources)
     parser_input = _parser_input(document.data, sources)
-    tosca, errors = run_parser(parser_input, lambda message: locate(blueprint, message))
+    _, errors = run_parser(parser_input, lambda message: locate(blueprint, message))
     if errors:
         raise BlueprintCompileError(errors)
-    blueprint.tosca = tosca
     return blueprint
 
 
