@@ -6,17 +6,19 @@ idempotent: a retried activity cannot double-apply (event keys, ledger uniquenes
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from tempano.activities.context import ActivityContext
+from tempano.activities.context import AUTO_HEARTBEAT_S, ActivityContext
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
@@ -69,6 +71,35 @@ PHASE_STATES: dict[str, tuple[str, str]] = {
     "stop": ("stopping", "stopped"),
     "delete": ("deleting", "deleted"),
 }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _heartbeating(fn: F) -> F:
+    """Store activities heartbeat while they run, so the workflow's short heartbeat timeout notices a dead worker
+    in seconds (their start-to-close timeout is a minute, for a slow database)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        done = threading.Event()
+        ctx = contextvars.copy_context()
+
+        def beat() -> None:
+            while not done.wait(AUTO_HEARTBEAT_S):
+                try:
+                    ctx.run(activity.heartbeat)
+                except Exception:  # a failed heartbeat must not fail the activity
+                    return
+
+        thread = threading.Thread(target=beat, name="store-heartbeat", daemon=True)
+        thread.start()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            done.set()
+
+    return wrapper  # type: ignore[return-value]
 
 
 class EngineActivities:
@@ -131,6 +162,7 @@ class EngineActivities:
     # ---------------------------------------------------------------- scheduling
 
     @activity.defn(name="schedule")
+    @_heartbeating
     def schedule(self, input: ScheduleInput) -> Schedule:
         """The template-level DAG of a set of instances, in install or uninstall order."""
         plan = self.plan(input.deployment_id)
@@ -160,6 +192,7 @@ class EngineActivities:
         return Schedule(steps=tuple(steps))
 
     @activity.defn(name="plan_batch")
+    @_heartbeating
     def plan_batch(self, input: BatchInput) -> BatchPlan:
         """The operations each instance of a batch runs, phase by phase (or the one operation asked)."""
         plan = self.plan(input.deployment_id)
@@ -167,7 +200,7 @@ class EngineActivities:
         nodes = set().union(*(related_nodes(plan, i.node) for i in own)) if own else set()
         instances = load_instances(self.store, plan, input.deployment_id, nodes)
         done: set[tuple[str, str]] = set()
-        for execution_id in input.skip:
+        for execution_id in () if input.rerun else input.skip:
             done |= self.store.succeeded_operations(execution_id)
         tasks: dict[str, tuple[tuple[Task, ...], ...]] = {}
         skipped = 0
@@ -396,6 +429,7 @@ class EngineActivities:
     # ---------------------------------------------------------------- store writes
 
     @activity.defn(name="set_states")
+    @_heartbeating
     def set_states(self, input: StatesInput) -> None:
         self.store.set_states(input.deployment_id, list(input.instance_ids), input.state)
         if input.execution_id is not None:
@@ -412,12 +446,14 @@ class EngineActivities:
             )
 
     @activity.defn(name="record_execution")
+    @_heartbeating
     def record_execution(self, input: RecordExecutionInput) -> None:
         self.store.create_execution(
             input.execution_id, input.deployment_id, input.seq, input.workflow, input.parameters, input.workflow_id
         )
 
     @activity.defn(name="execution_status")
+    @_heartbeating
     def execution_status(self, input: ExecutionStatusInput) -> None:
         self.store.set_execution_status(input.execution_id, input.status, error=input.error)
         if input.settle:
@@ -443,6 +479,7 @@ class EngineActivities:
         )
 
     @activity.defn(name="log_event")
+    @_heartbeating
     def log_event(self, input: LogInput) -> None:
         self.store.add_event(
             f"{input.execution_id}:{input.key}",
@@ -456,6 +493,7 @@ class EngineActivities:
         )
 
     @activity.defn(name="list_instances")
+    @_heartbeating
     def list_instances(self, input: InstancesQuery) -> list[InstanceInfo]:
         """Live instances: all, those of a node (or of a scaling group's members), or those named."""
         plan = self.plan(input.deployment_id)
@@ -471,6 +509,7 @@ class EngineActivities:
             InstanceInfo(
                 id=r.id,
                 node=r.node,
+                index=r.index,
                 host_id=r.host_id,
                 state=r.state,
                 group_instance=r.group_instance,
@@ -481,6 +520,7 @@ class EngineActivities:
         ]
 
     @activity.defn(name="scale")
+    @_heartbeating
     def scale(self, input: ScaleInput) -> ScaleResult:
         """Adds the instances of a scale-out (idempotently), or chooses those a scale-in removes."""
         plan = self.plan(input.deployment_id)
@@ -506,10 +546,12 @@ class EngineActivities:
             ) from None
 
     @activity.defn(name="remove_instances")
+    @_heartbeating
     def remove_instances(self, input: StatesInput) -> None:
         self.store.mark_removed(input.deployment_id, list(input.instance_ids))
 
     @activity.defn(name="subgraph")
+    @_heartbeating
     def subgraph(self, input: SubgraphInput) -> SubgraphResult:
         """The instances and what they contain, plus the peers with relationships into them."""
         plan = self.plan(input.deployment_id)
@@ -521,24 +563,31 @@ class EngineActivities:
                 type="NotFound",
                 non_retryable=True,
             )
-        ids = topo.subgraph(input.instance_ids, existing)
+        ids = topo.subgraph(input.instance_ids, existing, plan)
         live = {i.id: i for i in existing}
         return SubgraphResult(instance_ids=tuple(ids), peers=tuple(sorted(_peers(plan, live, set(ids)))))
 
     @activity.defn(name="rollback_plan")
+    @_heartbeating
     def rollback_plan(self, input: RollbackInput) -> RollbackPlan:
-        """What a failed execution created: instances it left with resources or past 'uninitialized'."""
+        """What an execution created: instances holding resources it recorded, or whose create it started (a day-2
+        operation it ran on an instance is not a creation), and the instances its scale-out added."""
         created = {
             r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)
         }
-        touched = {
+        started_create = {
             e.node_instance_id
-            for e in self.store.events(input.deployment_id, execution_id=input.of_execution, limit=1_000_000)
-            if e.type == "operation_started" and e.node_instance_id
+            for e in self.store.events(
+                input.deployment_id, execution_id=input.of_execution, limit=1_000_000, types=["operation_started"]
+            )
+            if e.node_instance_id and e.operation == NODE_PHASE_OPERATIONS["create"]
         }
-        return RollbackPlan(instance_ids=tuple(sorted(created | touched)))
+        marker = f"scale:{input.of_execution}"
+        added = [i.id for i in self.store.node_instances(input.deployment_id) if _made_by(i, marker)]
+        return RollbackPlan(instance_ids=tuple(sorted(created | started_create | set(added))), added=tuple(added))
 
     @activity.defn(name="imperative_workflow")
+    @_heartbeating
     def imperative_workflow(self, input: ImperativeQuery) -> ImperativeWorkflow | None:
         """The deployment plan's TOSCA imperative workflow of that name, if it has one."""
         return self.plan(input.deployment_id).imperative_workflows.get(input.name)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import yaml
 
-from tempano.blueprints import BlueprintError, bind_inputs, compile, load, plan_to_dot
+from tempano.blueprints import BlueprintError, Plan, bind_inputs, blueprint_files, compile, load, plan_to_dot
 
 
 def _fail(error: BlueprintError) -> None:
@@ -32,6 +32,31 @@ def _read_inputs(path: Path) -> dict[str, Any]:
     return data
 
 
+def _compile(path: Path, allow_remote_imports: bool) -> Plan:
+    """Load and compile (plugin operations checked against the installed plugins); a CSAR's extraction is
+    removed afterwards."""
+    blueprint = load(path, allow_remote_imports=allow_remote_imports)
+    try:
+        return compile(blueprint)
+    finally:
+        blueprint.cleanup()
+
+
+def own_files(path: Path) -> list[str]:
+    """The files a single-file blueprint names (relative to its directory), so an upload carries only those; just
+    the file itself when it does not compile (the server then reports why)."""
+    try:
+        blueprint = load(path)
+    except BlueprintError:
+        return [path.name]
+    try:
+        return blueprint_files(blueprint, compile(blueprint, has_operation=None))
+    except BlueprintError:
+        return [path.name]
+    finally:
+        blueprint.cleanup()
+
+
 @click.group("blueprints")
 def blueprints() -> None:
     """Validate blueprints and show the plans they compile into."""
@@ -43,7 +68,7 @@ def blueprints() -> None:
 def validate(path: Path, allow_remote_imports: bool) -> None:
     """Print OK, or every problem as file:line:col: entity: message (exit status 1)."""
     try:
-        compile(load(path, allow_remote_imports=allow_remote_imports))
+        _compile(path, allow_remote_imports)
     except BlueprintError as error:
         _fail(error)
     click.echo("OK")
@@ -62,7 +87,7 @@ def validate(path: Path, allow_remote_imports: bool) -> None:
 def plan(path: Path, inputs_file: Path | None, fmt: str, allow_remote_imports: bool) -> None:
     """Show the plan PATH compiles into: JSON, or the topology and install order as DOT or SVG."""
     try:
-        compiled = compile(load(path, allow_remote_imports=allow_remote_imports))
+        compiled = _compile(path, allow_remote_imports)
         if inputs_file is not None:
             compiled = bind_inputs(compiled, _read_inputs(inputs_file))
     except BlueprintError as error:

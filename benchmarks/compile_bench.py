@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/compile_bench.py [sizes...]`` (``--baseline [sizes...]`` times
 tosca-parser alone, as published, on the same blueprints). Each size runs in a fresh process (so peak
-RSS is that size's alone) and prints the time split into YAML loading, tosca-parser and tempano's own work.
+RSS is that size's alone) and prints the time split into YAML loading, tosca-parser and tempano's own work,
+as wall and CPU seconds (CPU time is the figure to compare on a loaded machine).
 The blueprints mix chains and fan-outs: every group of 10 nodes has a host, a chain of dependencies and a
 fan-out of connections, with get_input, get_property (SELF, HOST, named), concat and get_attribute.
 """
@@ -10,12 +11,14 @@ fan-out of connections, with get_input, get_property (SELF, HOST, named), concat
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SIZES = (10, 100, 1_000, 5_000)
 
@@ -91,51 +94,59 @@ def blueprint(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Clock:
+    """Wall and CPU seconds (CPU time stays meaningful on a loaded machine; wall time does not)."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def since(self, start: Clock) -> tuple[float, float]:
+        return self.wall - start.wall, self.cpu - start.cpu
+
+
 def measure(n: int) -> dict[str, float]:
-    """Compile one size in this process; seconds per phase and peak RSS."""
+    """Compile one size in this process; seconds per phase (wall and CPU) and peak RSS."""
     from tempano.blueprints import _blueprint, _tosca, _yaml, compile
 
-    yaml_s = 0.0
-    parser_s = 0.0
+    spent = {"yaml": [0.0, 0.0], "parser": [0.0, 0.0]}
     real_yaml, real_parser = _yaml.load_yaml_text, _tosca.run_parser
 
-    def timed_yaml(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal yaml_s
-        start = time.perf_counter()
-        try:
-            return real_yaml(*args, **kwargs)
-        finally:
-            yaml_s += time.perf_counter() - start
+    def timed(phase: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = Clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                wall, cpu = Clock().since(start)
+                spent[phase][0] += wall
+                spent[phase][1] += cpu
 
-    def timed_parser(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal parser_s
-        start = time.perf_counter()
-        try:
-            return real_parser(*args, **kwargs)
-        finally:
-            parser_s += time.perf_counter() - start
+        return run
 
-    _yaml.load_yaml_text = timed_yaml
-    _blueprint.run_parser = timed_parser
+    _yaml.load_yaml_text = timed("yaml", real_yaml)
+    _blueprint.run_parser = timed("parser", real_parser)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
         path.write_text(blueprint(n))
         compile(_blueprint.load(path), has_operation=None)  # warm-up: type library, imports
-        yaml_s = parser_s = 0.0
+        spent = {"yaml": [0.0, 0.0], "parser": [0.0, 0.0]}
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        bp = _blueprint.load(path)
-        loaded = time.perf_counter()
-        plan = compile(bp, has_operation=None)
-        end = time.perf_counter()
+        start = Clock()
+        plan = compile(_blueprint.load(path), has_operation=None)
+        total_wall, total_cpu = Clock().since(start)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert len(plan.nodes) == n
     return {
         "nodes": n,
-        "total_s": end - start,
-        "yaml_s": yaml_s,
-        "tosca_parser_s": parser_s,
-        "tempano_s": (loaded - start - yaml_s - parser_s) + (end - loaded),
+        "total_s": total_wall,
+        "yaml_s": spent["yaml"][0],
+        "tosca_parser_s": spent["parser"][0],
+        "tempano_s": total_wall - spent["yaml"][0] - spent["parser"][0],
+        "total_cpu_s": total_cpu,
+        "yaml_cpu_s": spent["yaml"][1],
+        "tosca_parser_cpu_s": spent["parser"][1],
+        "tempano_cpu_s": total_cpu - spent["yaml"][1] - spent["parser"][1],
         "peak_rss_mb": rss / 1024,
         "rss_growth_mb": (rss - rss_before) / 1024,
         "plan_kb": len(plan.canonical_json()) / 1024,
@@ -150,11 +161,15 @@ def baseline(n: int) -> dict[str, float]:
         path = Path(tmp) / "bench.yaml"
         text = blueprint(n).replace("builtin.log", "create.sh").replace("builtin.set_attributes", "configure.sh")
         path.write_text(text)
-        start = time.perf_counter()
+        start = Clock()
         ToscaTemplate(str(path), parsed_params={"base_port": 8000, "zone": "eu1"})
-        end = time.perf_counter()
+        wall, cpu = Clock().since(start)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"nodes": n, "total_s": end - start, "peak_rss_mb": rss / 1024}
+    return {"nodes": n, "total_s": wall, "total_cpu_s": cpu, "peak_rss_mb": rss / 1024}
+
+
+def _cell(r: dict[str, float], key: str, width: int) -> str:
+    return f"{r[key + '_s']:.2f} ({r[key + '_cpu_s']:.2f})".rjust(width)
 
 
 def main() -> None:
@@ -165,7 +180,7 @@ def main() -> None:
         print(json.dumps(baseline(int(sys.argv[2]))))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
-        print(f"{'nodes':>6} {'tosca-parser alone s':>21} {'peak MB':>8}")
+        print(f"{'nodes':>6} {'tosca-parser alone s':>21} {'peak MB':>8}   (wall, CPU in parentheses)")
         for n in [int(a) for a in sys.argv[2:]] or list(SIZES):
             out = subprocess.run(
                 [sys.executable, __file__, "--baseline-one", str(n)],
@@ -174,18 +189,25 @@ def main() -> None:
                 check=True,
             ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"{r['nodes']:>6} {r['total_s']:>21.2f} {r['peak_rss_mb']:>8.0f}")
+            print(f"{r['nodes']:>6} {_cell(r, 'total', 21)} {r['peak_rss_mb']:>8.0f}")
         return
     sizes = [int(a) for a in sys.argv[1:]] or list(SIZES)
-    print(f"{'nodes':>6} {'total s':>8} {'yaml s':>7} {'tosca s':>8} {'tempano s':>9} {'peak MB':>8} {'plan KB':>8}")
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"load average {load} on {os.cpu_count()} CPUs; wall seconds, CPU seconds in parentheses")
+    print(
+        f"{'nodes':>6} {'total s':>14} {'yaml s':>14} {'tosca-parser s':>15} {'tempano s':>14} "
+        f"{'peak MB':>8} {'plan KB':>8}"
+    )
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
+
         print(
-            f"{r['nodes']:>6} {r['total_s']:>8.2f} {r['yaml_s']:>7.2f} {r['tosca_parser_s']:>8.2f} "
-            f"{r['tempano_s']:>9.2f} {r['peak_rss_mb']:>8.0f} {r['plan_kb']:>8.0f}"
+            f"{r['nodes']:>6} {_cell(r, 'total', 14)} {_cell(r, 'yaml', 14)} {_cell(r, 'tosca_parser', 15)} "
+            f"{_cell(r, 'tempano', 14)} {r['peak_rss_mb']:>8.0f} {r['plan_kb']:>8.0f}"
         )
 
 

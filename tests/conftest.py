@@ -68,6 +68,12 @@ class DevServer:
                 time.sleep(0.3)
         raise RuntimeError("temporal dev server did not start within 60s")
 
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to flush or close anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -105,7 +111,8 @@ class PostgresCluster:
         self.bindir = bindir
         self.port = free_port()
         self.user: pwd.struct_passwd | None = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        self.dir = Path(tempfile.mkdtemp(prefix="tempano-pg-"))
+        # As root, under /tmp: the postgres user must reach it (a root TMPDIR may be private).
+        self.dir = Path(tempfile.mkdtemp(prefix="tempano-pg-", dir="/tmp" if self.user is not None else None))
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.data = self.dir / "data"
@@ -167,6 +174,17 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def own_dev_server(tmp_path: Path) -> Iterator[DevServer]:
+    """A dev server of the test's own (free ports, database file in tmp_path) that it may kill and restart."""
+    server = DevServer(f"127.0.0.1:{free_port()}", free_port(), tmp_path / "own.db", tmp_path / "own-temporal.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -1,7 +1,8 @@
 """The sdn plugin: WAN links between sites, through a driver per backend.
 
-Drivers (a Site's ``driver`` property): ``linux`` (VXLAN between lab edge namespaces), ``onos``
-(ONOS VPLS over its REST API) and ``ietf-l2vpn`` (RFC 8466 over RESTCONF). Operations::
+Drivers (a Site's ``driver`` property): ``linux`` (VXLAN between lab edge namespaces, bridged L2 or
+routed L3), ``onos`` (ONOS VPLS over its REST API, L2) and ``ietf-l2vpn`` (RFC 8466 over RESTCONF, L2);
+a driver refuses a service type it does not offer with a ConfigurationError. Operations::
 
     sdn.site.create / site.check / site.delete
     sdn.link.create / link.check / link.delete

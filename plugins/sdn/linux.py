@@ -8,10 +8,25 @@ in the host namespace. Frames from one site's bridge thus cross the underlay to 
 Names are derived from a hash of the link's idempotency key (Linux allows 15 characters), the same in
 both edge namespaces; only the host-side veth ends carry the side (``a``/``b``), since they share the
 host namespace.
+
+An L3 link keeps the two networks apart and routes between them instead: no bridge in the edge
+namespaces; the edge veth takes the link's gateway address on the site network, the VXLAN device
+becomes a point-to-point transit (a /31 of 169.254.0.0/16 derived from the link key), the edge routes
+the other site's subnet over it and forwards. Hosts route the remote subnet via the gateway address.
+
+MTU: VXLAN adds 50 bytes (70 over IPv6) to every frame, and the underlay MTU is that of the edge
+namespace's interface towards the other site (the first hop: the driver cannot see further). An L2 link
+is one Ethernet segment, which cannot fragment and sends no "too big" errors, so a frame larger than the
+tunnel is dropped without a trace; the driver therefore gives the tunnel and its veths the site
+networks' MTU, and refuses the link with a sentence when the underlay cannot carry that plus the
+overhead (or the two site networks' MTUs differ). An L3 link is routed, so the edges can tell hosts to
+send smaller packets (ICMP fragmentation-needed, path MTU discovery): there the transit takes what the
+underlay can carry, and the driver logs a line when that is less than the site networks' MTU.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -33,6 +48,8 @@ from tempano.plugins.sdn.driver import (
 
 TUNNEL_KIND = "sdn.linux.tunnel"
 VXLAN_PORT = 4789
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+"""Bytes VXLAN adds to an Ethernet frame: outer IP + UDP + VXLAN headers + the inner Ethernet header."""
 IP_TIMEOUT_S = 15.0
 NAME_PREFIX = "tw"
 """Every interface the driver makes starts with this (tempano WAN), which is how :meth:`list` finds them."""
@@ -86,13 +103,38 @@ class TunnelEnd:
     vni: int
     local: str
     remote: str
+    service_type: str = "L2"
+    address: str = ""
+    """L3: the gateway address with prefix the edge veth takes on the site network."""
+    transit: str = ""
+    """L3: this end's address with prefix on the VXLAN transit."""
+    peer: str = ""
+    """L3: the other end's transit address (the next hop to the remote subnet)."""
+    remote_cidr: str = ""
+    """L3: the other site's subnet, routed over the transit."""
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> TunnelEnd:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @property
+    def routed(self) -> bool:
+        return self.service_type == "L3"
 
     def as_data(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class MtuPlan:
+    """The MTUs a link's devices take, from what the site bridges and the underlay allow."""
+
+    tunnel: int
+    """The VXLAN device at both ends."""
+    veth: tuple[int, int]
+    """The veth pair of side a and of side b (the site network's MTU)."""
+    clamped: str = ""
+    """L3: a sentence when the transit carries less than the site networks do."""
 
 
 class LinuxVxlanDriver(SdnDriver):
@@ -133,9 +175,15 @@ class LinuxVxlanDriver(SdnDriver):
     def connect(self, link: LinkSpec, record: Recorder) -> dict[str, Any]:
         ends = self._tunnel_ends(link)
         for side, end in zip("ab", ends, strict=True):
-            self._ensure_end(link, side, end, record)
+            self._require_end(link, side, end)
+        mtu = self._plan_mtu(link, ends)  # refuses before anything is made
+        if mtu.clamped:
+            self.logger.warning("%s", mtu.clamped)
+        for end, veth_mtu in zip(ends, mtu.veth, strict=True):
+            self._ensure_end(end, mtu.tunnel, veth_mtu, record)
         return {
             "vni": ends[0].vni,
+            "mtu": mtu.tunnel,
             "tunnel_interfaces": {side: f"{e.namespace}/{e.vxlan}" for side, e in zip("ab", ends, strict=True)},
         }
 
@@ -144,10 +192,8 @@ class LinuxVxlanDriver(SdnDriver):
         if namespace_exists(end.namespace):
             # Deleting the edge veth removes its host-side peer too; the bridge goes last.
             for dev in (end.vxlan, end.edge_veth, end.bridge):
-                if link_info(dev, end.namespace) is not None:
-                    ip(["link", "del", "dev", dev], namespace=end.namespace)
-        if link_info(end.host_veth) is not None:
-            ip(["link", "del", "dev", end.host_veth])
+                _delete_device(dev, end.namespace)
+        _delete_device(end.host_veth)
 
     def status(self, link: LinkSpec) -> LinkStatus:
         problems: list[str] = []
@@ -157,8 +203,17 @@ class LinuxVxlanDriver(SdnDriver):
             found, end_problems = self._inspect_end(link, end)
             present += found
             problems.extend(end_problems)
+        mtu: MtuPlan | None = None
         if not problems:
-            return LinkStatus(LinkState.UP, details={"vni": ends[0].vni})
+            try:
+                mtu = self._plan_mtu(link, ends)
+            except ConfigurationError as exc:  # the underlay or a site network changed since create
+                problems.append(exc.message)
+        if mtu is not None:
+            problems.extend(self._mtu_problems(link, ends, mtu))
+        if not problems:
+            assert mtu is not None
+            return LinkStatus(LinkState.UP, details={"vni": ends[0].vni, "mtu": mtu.tunnel})
         return LinkStatus(LinkState.ABSENT if present == 0 else LinkState.BROKEN, tuple(problems))
 
     def list_links(self) -> list[str]:
@@ -179,17 +234,16 @@ class LinuxVxlanDriver(SdnDriver):
         return site.edge_namespace, site.underlay_address
 
     def _tunnel_ends(self, link: LinkSpec) -> tuple[TunnelEnd, TunnelEnd]:
-        if link.service_type != "L2":
-            raise ConfigurationError(
-                f"link {link.name!r}: the linux SDN driver only provides L2 links (VXLAN bridging), "
-                f"not {link.service_type}; set service_type to L2"
-            )
         h = link.short_hash
         vni = link.vni if link.vni is not None else int(h[:6], 16) or 1
+        routing = self._routing(link) if link.service_type == "L3" else None
 
         def end(this: LinkEnd, other: LinkEnd, side: str) -> TunnelEnd:
             namespace, local = self._edge(this.site)
             _, remote = self._edge(other.site)
+            l3: dict[str, str] = {}
+            if routing is not None:
+                l3 = {"service_type": "L3", **routing[side]}
             return TunnelEnd(
                 namespace=namespace,
                 bridge=f"{NAME_PREFIX}br{h}",
@@ -200,6 +254,7 @@ class LinuxVxlanDriver(SdnDriver):
                 vni=vni,
                 local=local,
                 remote=remote,
+                **l3,
             )
 
         if link.a.site.edge_namespace == link.b.site.edge_namespace:
@@ -209,7 +264,49 @@ class LinuxVxlanDriver(SdnDriver):
             )
         return end(link.a, link.b, "a"), end(link.b, link.a, "b")
 
-    def _ensure_end(self, link: LinkSpec, side: str, end: TunnelEnd, record: Recorder) -> None:
+    @staticmethod
+    def _routing(link: LinkSpec) -> dict[str, dict[str, str]]:
+        """Per side: the gateway address, the transit address and peer, the remote subnet (L3 links)."""
+        nets: dict[str, ipaddress.IPv4Network] = {}
+        gateways: dict[str, ipaddress.IPv4Address] = {}
+        for side, end in zip("ab", link.ends, strict=True):
+            if not end.cidr or not end.gateway:
+                raise ConfigurationError(
+                    f"link {link.name!r} is L3 but endpoint_{side} has "
+                    f"{'no cidr (the network exposes none)' if not end.cidr else 'no gateway'}; an L3 link needs "
+                    f"each endpoint network's cidr and the link's gateway_{side} property (an address of that "
+                    "network for the edge router)"
+                )
+            try:
+                nets[side] = ipaddress.IPv4Network(end.cidr, strict=False)
+                gateways[side] = ipaddress.IPv4Address(end.gateway)
+            except ValueError as exc:
+                raise ConfigurationError(f"link {link.name!r}: endpoint_{side}: {exc}") from None
+            if gateways[side] not in nets[side]:
+                raise ConfigurationError(
+                    f"link {link.name!r}: gateway_{side} {gateways[side]} is not in endpoint_{side}'s subnet "
+                    f"{nets[side]}; pick an address of that network"
+                )
+        if nets["a"].overlaps(nets["b"]):
+            raise ConfigurationError(
+                f"link {link.name!r} is L3 but its endpoints' subnets {nets['a']} and {nets['b']} overlap; "
+                "route between distinct subnets, or use service_type L2 to join them into one segment"
+            )
+        base = int(link.short_hash[:4], 16) & 0xFFFE
+        transit = {"a": ipaddress.IPv4Address("169.254.0.0") + base}
+        transit["b"] = transit["a"] + 1
+        return {
+            side: {
+                "address": f"{gateways[side]}/{nets[side].prefixlen}",
+                "transit": f"{transit[side]}/31",
+                "peer": str(transit[other]),
+                "remote_cidr": str(nets[other]),
+            }
+            for side, other in (("a", "b"), ("b", "a"))
+        }
+
+    @staticmethod
+    def _require_end(link: LinkSpec, side: str, end: TunnelEnd) -> None:
         ns = end.namespace
         if not namespace_exists(ns):
             raise ConfigurationError(
@@ -222,7 +319,44 @@ class LinuxVxlanDriver(SdnDriver):
                 f"{getattr(link, side).site.name!r} does not exist in the host namespace; "
                 "the link's endpoint network must be created first"
             )
-        if link_info(end.bridge, ns) is None:
+
+    def _plan_mtu(self, link: LinkSpec, ends: tuple[TunnelEnd, TunnelEnd]) -> MtuPlan:
+        """The tunnel and veth MTUs; raises :class:`ConfigurationError` when an L2 link would drop frames."""
+        site = tuple(_mtu(link_info(end.site_bridge)) for end in ends)
+        carries = tuple(_underlay_mtu(link, end) - _overhead(end.local) for end in ends)
+        tunnel = min(carries)
+        narrow = ends[carries.index(tunnel)]
+        underlay = f"the underlay from edge namespace {narrow.namespace!r} to {narrow.remote}"
+        overhead = _overhead(narrow.local)
+        if link.service_type == "L3":
+            clamped = ""
+            if tunnel < max(site):
+                clamped = (
+                    f"link {link.name!r}: {underlay} has MTU {tunnel + overhead}, which leaves {tunnel} bytes after "
+                    f"VXLAN's {overhead}, less than the site networks' {max(site)}; the routed transit uses MTU "
+                    f"{tunnel} and the edge routers ask senders of larger packets to shrink them (ICMP "
+                    f"fragmentation-needed). Raise the underlay MTU to {max(site) + overhead} to avoid this"
+                )
+            return MtuPlan(tunnel, (site[0], site[1]), clamped)
+        if site[0] != site[1]:
+            raise ConfigurationError(
+                f"link {link.name!r} would join network bridges {ends[0].site_bridge!r} (MTU {site[0]}) and "
+                f"{ends[1].site_bridge!r} (MTU {site[1]}) into one L2 segment; frames larger than {min(site)} "
+                "bytes would be dropped on the way to the smaller one. Give both networks the same MTU"
+            )
+        if tunnel < site[0]:
+            raise ConfigurationError(
+                f"link {link.name!r}: {underlay} has MTU {tunnel + overhead}, which leaves {tunnel} bytes after "
+                f"VXLAN's {overhead}, but the site networks use {site[0]}; an L2 link cannot fragment, so "
+                f"full-size frames would be dropped without a trace. Raise the underlay MTU to at least "
+                f"{site[0] + overhead} (the lab Network's mtu property), lower both site networks' MTU to "
+                f"{tunnel}, or use service_type L3"
+            )
+        return MtuPlan(site[0], (site[0], site[1]))
+
+    def _ensure_end(self, end: TunnelEnd, tunnel_mtu: int, veth_mtu: int, record: Recorder) -> None:
+        ns = end.namespace
+        if not end.routed and link_info(end.bridge, ns) is None:
             ip(["link", "add", end.bridge, "type", "bridge"], namespace=ns)
         record(TUNNEL_KIND, f"{ns}/{end.vxlan}", {"driver": "linux", **end.as_data()})
 
@@ -254,10 +388,64 @@ class LinuxVxlanDriver(SdnDriver):
             if link_info(end.host_veth) is not None:
                 ip(["link", "del", "dev", end.host_veth])  # orphan host end of a half-made pair
             ip(["link", "add", end.host_veth, "type", "veth", "peer", "name", end.edge_veth, "netns", ns])
-        for dev in (end.vxlan, end.edge_veth):
-            ip(["link", "set", "dev", dev, "master", end.bridge, "up"], namespace=ns)
-        ip(["link", "set", "dev", end.bridge, "up"], namespace=ns)
+        # Set on every run: an adopted device may carry the kernel's default (1450 for VXLAN).
+        ip(["link", "set", "dev", end.vxlan, "mtu", str(tunnel_mtu)], namespace=ns)
+        ip(["link", "set", "dev", end.edge_veth, "mtu", str(veth_mtu)], namespace=ns)
+        ip(["link", "set", "dev", end.host_veth, "mtu", str(veth_mtu)])
+        if end.routed:
+            self._ensure_routing(end)
+        else:
+            for dev in (end.vxlan, end.edge_veth):
+                ip(["link", "set", "dev", dev, "master", end.bridge, "up"], namespace=ns)
+            ip(["link", "set", "dev", end.bridge, "up"], namespace=ns)
         ip(["link", "set", "dev", end.host_veth, "master", end.site_bridge, "up"])
+
+    @staticmethod
+    def _ensure_routing(end: TunnelEnd) -> None:
+        ns = end.namespace
+        # A device that was bridged (the link was L2 before) must leave the bridge to carry addresses.
+        if link_info(end.bridge, ns) is not None:
+            ip(["link", "del", "dev", end.bridge], namespace=ns)
+        ip(["addr", "replace", end.address, "dev", end.edge_veth], namespace=ns)
+        ip(["addr", "replace", end.transit, "dev", end.vxlan], namespace=ns)
+        for dev in (end.vxlan, end.edge_veth):
+            ip(["link", "set", "dev", dev, "up"], namespace=ns)
+        ip(["route", "replace", end.remote_cidr, "via", end.peer, "dev", end.vxlan], namespace=ns)
+        ip(["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    @staticmethod
+    def _routing_problems(end: TunnelEnd, where: str) -> list[str]:
+        ns = end.namespace
+        problems: list[str] = []
+        addrs = json.loads(ip(["-j", "addr", "show"], namespace=ns).stdout or "[]")
+        have = {
+            (i.get("ifname"), f"{a.get('local')}/{a.get('prefixlen')}") for i in addrs for a in i.get("addr_info", [])
+        }
+        for dev, address in ((end.edge_veth, end.address), (end.vxlan, end.transit)):
+            if (dev, address) not in have:
+                problems.append(f"{where}, interface {dev} lacks address {address}")
+        routes = json.loads(ip(["-j", "route", "show", end.remote_cidr], namespace=ns).stdout or "[]")
+        if not any(r.get("gateway") == end.peer and r.get("dev") == end.vxlan for r in routes):
+            problems.append(f"{where}, no route to {end.remote_cidr} via {end.peer} on {end.vxlan}")
+        forwarding = ip(["netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"], check=False).stdout.strip()
+        if forwarding != "1":
+            problems.append(f"{where}, IPv4 forwarding is off")
+        return problems
+
+    @staticmethod
+    def _mtu_problems(link: LinkSpec, ends: tuple[TunnelEnd, TunnelEnd], mtu: MtuPlan) -> list[str]:
+        problems: list[str] = []
+        for end, veth_mtu in zip(ends, mtu.veth, strict=True):
+            for dev, ns, want in (
+                (end.vxlan, end.namespace, mtu.tunnel),
+                (end.edge_veth, end.namespace, veth_mtu),
+                (end.host_veth, None, veth_mtu),
+            ):
+                have = _mtu(link_info(dev, ns))
+                if have != want:
+                    where = f"in edge namespace {ns!r}" if ns else "in the host namespace"
+                    problems.append(f"link {link.name!r}: {where}, interface {dev} has MTU {have}, not {want}")
+        return problems
 
     @staticmethod
     def _vxlan_matches(info: Mapping[str, Any], end: TunnelEnd) -> bool:
@@ -272,7 +460,8 @@ class LinuxVxlanDriver(SdnDriver):
             return 0, [f"link {link.name!r}: edge namespace {ns!r} is gone"]
         problems: list[str] = []
         found = 0
-        devices = {name: link_info(name, ns) for name in (end.bridge, end.vxlan, end.edge_veth)}
+        names = (end.vxlan, end.edge_veth) if end.routed else (end.bridge, end.vxlan, end.edge_veth)
+        devices = {name: link_info(name, ns) for name in names}
         for name, info in devices.items():
             if info is None:
                 problems.append(f"{where}, interface {name} is missing")
@@ -280,8 +469,10 @@ class LinuxVxlanDriver(SdnDriver):
             found += 1
             if "UP" not in info.get("flags", []):
                 problems.append(f"{where}, interface {name} is down")
-            if name != end.bridge and info.get("master") != end.bridge:
+            if not end.routed and name != end.bridge and info.get("master") != end.bridge:
                 problems.append(f"{where}, interface {name} is not in bridge {end.bridge}")
+        if end.routed and found == len(names):
+            problems.extend(self._routing_problems(end, where))
         vx = devices[end.vxlan]
         if vx is not None and not self._vxlan_matches(vx, end):
             problems.append(f"{where}, vxlan {end.vxlan} does not carry VNI {end.vni} from {end.local} to {end.remote}")
@@ -295,6 +486,41 @@ class LinuxVxlanDriver(SdnDriver):
                     f"link {link.name!r}: host-side veth {end.host_veth} is not in site bridge {end.site_bridge}"
                 )
         return found, problems
+
+
+def _delete_device(name: str, namespace: str | None = None) -> None:
+    """Delete a device if it exists; one that vanishes meanwhile (a veth whose peer's namespace is being
+    torn down by the kernel) counts as deleted."""
+    if link_info(name, namespace) is None:
+        return
+    proc = ip(["link", "del", "dev", name], namespace=namespace, check=False)
+    if proc.returncode != 0 and link_info(name, namespace) is not None:
+        where = f"namespace {namespace!r}" if namespace else "the host namespace"
+        raise IpCommandFailed(f"`ip link del dev {name}` failed in {where}: {proc.stderr.strip()}")
+
+
+def _mtu(info: Mapping[str, Any] | None) -> int:
+    return int((info or {}).get("mtu", 0))
+
+
+def _overhead(address: str) -> int:
+    return VXLAN_OVERHEAD[ipaddress.ip_address(address).version]
+
+
+def _underlay_mtu(link: LinkSpec, end: TunnelEnd) -> int:
+    """The MTU towards the other site: the edge's outgoing interface, or the route's own mtu when lower."""
+    proc = ip(["-j", "route", "get", end.remote], namespace=end.namespace, check=False)
+    routes: list[dict[str, Any]] = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    if not routes or not routes[0].get("dev"):
+        raise ConfigurationError(
+            f"link {link.name!r}: edge namespace {end.namespace!r} has no route to the other site's underlay "
+            f"address {end.remote}; connect both edge namespaces to the underlay network"
+        )
+    mtu = _mtu(link_info(str(routes[0]["dev"]), end.namespace))
+    for metric in routes[0].get("metrics", []):
+        if isinstance(metric, dict) and "mtu" in metric:
+            mtu = min(mtu, int(metric["mtu"]))
+    return mtu
 
 
 def _factory(site: SiteSpec, credentials: Credentials | None) -> SdnDriver:

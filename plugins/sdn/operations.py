@@ -78,6 +78,7 @@ def credentials(ctx: OperationContext, site: SiteSpec) -> Credentials | None:
 @contextmanager
 def driver_for(ctx: OperationContext, site: SiteSpec) -> Iterator[SdnDriver]:
     driver = make_driver(site, credentials(ctx, site))
+    driver.logger = ctx.logger
     try:
         yield driver
     finally:
@@ -118,7 +119,16 @@ def link_spec(ctx: OperationContext) -> LinkSpec:
                 f"not a {SITE_TYPE}"
             )
         network_view = _relationship_target(ctx, f"endpoint_{side}")
-        ends.append(LinkEnd(site_spec(site_view), _network_name(ctx.instance.id, network_view)))
+        cidr = network_view.attributes.get("cidr") or network_view.properties.get("cidr")
+        gateway = props.get(f"gateway_{side}")
+        ends.append(
+            LinkEnd(
+                site_spec(site_view),
+                _network_name(ctx.instance.id, network_view),
+                cidr=str(cidr) if cidr else None,
+                gateway=str(gateway) if gateway else None,
+            )
+        )
     a, b = ends
     if a.site.driver != b.site.driver or a.site.controller_url != b.site.controller_url:
         raise ConfigurationError(

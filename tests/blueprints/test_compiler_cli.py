@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,45 @@ def test_plan_svg() -> None:
     result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--format", "svg"])
     assert result.exit_code == 0
     assert "<svg" in result.output and "frontend" in result.output
+
+
+# -- the installed console script ------------------------------------------------------------------------
+
+TEMPANO = Path(sys.executable).parent / "tempano"
+VNFD = HELLO.parents[1] / "openstack" / "vnfd_firewall.yaml"
+
+
+def tempano(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TEMPANO), *map(str, args)], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_installed_command_validates_and_locates_problems(tmp_path: Path) -> None:
+    ok = tempano("blueprints", "validate", HELLO)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "OK\n", "")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(HELLO.read_text().replace("builtin.set_attributes", "builtin.set_atributes", 1))
+    result = tempano("blueprints", "validate", broken)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"{broken}:21:13: database: Standard.configure: no installed plugin provides")
+    assert "Traceback" not in result.stderr
+
+
+def test_installed_command_plans_with_inputs_and_names_a_missing_one(tmp_path: Path) -> None:
+    vnfd = tmp_path / "vnfd.yaml"
+    vnfd.write_text(
+        VNFD.read_text().replace(
+            "    mgmt_network:\n      type: string\n      default: public\n      description: Existing network of the management external CP.\n",
+            "",
+        )
+    )
+    result = tempano("blueprints", "plan", vnfd)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["inputs"]["fw_mgmt_cp_network"]["required"] is True
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text("cloud: west\n")
+    missing = tempano("blueprints", "plan", vnfd, "--inputs", inputs)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("<inputs>: fw_mgmt_cp_network: required input missing (type string): Name or id")
+    inputs.write_text("fw_mgmt_cp_network: provider\n")
+    dot = tempano("blueprints", "plan", vnfd, "--inputs", inputs, "--format", "dot")
+    assert dot.returncode == 0 and dot.stdout.startswith("digraph")

@@ -228,3 +228,12 @@ def test_zip_slip_member_is_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     (line,) = errors_of(tmp_path / "nope.yaml")
     assert "no such file" in line
+
+
+def test_a_heat_template_is_recognised(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text("description: a stack\nheat_template_version: 2018-08-31\nresources: {}\n")
+    assert errors_of(path) == [
+        f"{path}:2:1: this is an OpenStack Heat (HOT) template, not a TOSCA service template: tempano deploys "
+        "TOSCA blueprints; describe its resources with the tempano.nodes.openstack.* types instead"
+    ]

@@ -14,6 +14,7 @@ import pytest
 
 from tempano.api.service import Tempano
 from tempano.plugins.sdn.testing import Faults, OnosEmulator
+from tempano.store.records import EventRecord
 
 BLUEPRINT = Path(__file__).resolve().parent / "blueprints" / "onos_link.yaml"
 PASSWORD = "s3cret-rocks"
@@ -34,8 +35,12 @@ async def deploy(tempano: Tempano, onos: OnosEmulator, secret: str = "onos-admin
     return dep
 
 
-def failures(tempano: Tempano, dep: str, execution_id: str) -> list[str]:
-    return [e.message for e in tempano.store.events(dep, execution_id=execution_id) if e.type == "operation_failed"]
+def failures(tempano: Tempano, dep: str, execution_id: str) -> list[EventRecord]:
+    return [e for e in tempano.store.events(dep, execution_id=execution_id) if e.type == "operation_failed"]
+
+
+def not_retried(events: list[EventRecord]) -> bool:
+    return bool(events) and all(e.data.get("retryable") is False and e.data.get("final") is True for e in events)
 
 
 async def test_a_controller_answering_5xx_now_and_then_is_retried_to_a_working_link(
@@ -51,7 +56,8 @@ async def test_a_controller_answering_5xx_now_and_then_is_retried_to_a_working_l
     assert install.status == "succeeded", install.error
     retried = failures(tempano, dep, install.id)
     assert retried, "the injected 503s must show as failed attempts"
-    assert all("the engine retries" in m and "HTTP 50" in m for m in retried), retried
+    assert all("the engine retries" in e.message and "HTTP 50" in e.message for e in retried), retried
+    assert all(e.data.get("retryable") is True for e in retried)
     [vpls] = onos.vplss()
     assert vpls["name"] == tempano.outputs(dep)["vpls_name"]
     assert len(vpls["interfaces"]) == 2
@@ -76,8 +82,9 @@ async def test_refused_credentials_fail_the_install_at_once_with_a_sentence_nami
     assert "refused the credentials from secret 'onos-admin' (HTTP 401" in install.error, install.error
     assert "fix the secret or the controller account's rights" in install.error
     failed = failures(tempano, dep, install.id)
-    assert failed and all("(attempt 1/" in m for m in failed), "credentials refused must not be retried"
-    assert not any("not-the-password" in m for m in [*failed, install.error])
+    assert not_retried(failed), "credentials refused must not be retried"
+    assert {e.node_instance_id for e in failed} == {"central_1", "regional_1"}
+    assert not any("not-the-password" in m for m in [*(e.message for e in failed), install.error])
     assert onos.vplss() == []
 
 
@@ -89,5 +96,5 @@ async def test_a_missing_secret_fails_with_a_sentence_saying_what_to_add(tempano
     assert install.status == "failed"
     assert install.error is not None
     assert "names credentials secret 'nobody-stored-this', which is not in tempano's secret store" in install.error
-    assert all("(attempt 1/" in m for m in failures(tempano, dep, install.id))
+    assert not_retried(failures(tempano, dep, install.id))
     assert onos.requests == [], "nothing may reach the controller without credentials"

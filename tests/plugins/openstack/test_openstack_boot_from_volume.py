@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import pytest
 
+from tempano.api.service import Tempano
 from tempano.plugins.contract import ConfigurationError, InstanceView, NonRetryableError, Relationship
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack.testing import OpenStackEmulator
@@ -64,3 +66,66 @@ def test_a_server_needs_an_image_or_a_boot_volume(cloud: OpenStackEmulator, runn
     runner.run("volume.create", data_volume)
     with pytest.raises(NonRetryableError, match="is not bootable"):
         runner.run("server.create", server, relationships=(boots_from(data_volume),))
+
+
+VNFD = """\
+tosca_definitions_version: tosca_simple_yaml_1_3
+imports:
+  - etsi_nfv_sol001_common_types.yaml
+  - etsi_nfv_sol001_vnfd_types.yaml
+topology_template:
+  inputs:
+    cloud: { type: string, default: east }
+  node_templates:
+    vdu:
+      type: tosca.nodes.nfv.Vdu.Compute
+      properties:
+        name: vdu
+        vdu_profile: { min_number_of_instances: 1, max_number_of_instances: 1 }
+      capabilities:
+        virtual_compute:
+          properties:
+            virtual_memory: { virtual_mem_size: 512 MiB }
+            virtual_cpu: { num_virtual_cpu: 1 }
+      requirements:
+        - virtual_storage: root
+    root:
+      type: tosca.nodes.nfv.Vdu.VirtualBlockStorage
+      properties:
+        virtual_block_storage_data: { size_of_storage: 1 GiB }
+        sw_image_data:
+          name: cirros
+          version: "0.6"
+          checksum: { algorithm: sha-256, hash: 0123 }
+          container_format: bare
+          disk_format: qcow2
+          min_disk: 1 GiB
+          size: 1 GiB
+    cp:
+      type: tosca.nodes.nfv.VduCp
+      properties:
+        layer_protocols: [ ipv4 ]
+      requirements:
+        - virtual_binding: vdu
+"""
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_vnfd_booting_from_volume_installs_and_uninstalls_through_the_engine(
+    cloud: OpenStackEmulator, tempano: Tempano, tmp_path: Path
+) -> None:
+    path = tmp_path / "bp" / "vnfd.yaml"
+    path.parent.mkdir()
+    path.write_text(VNFD)
+    tempano.upload_blueprint("bfv", path)
+    await tempano.create_deployment("bfv-1", "bfv", {"cp_network": "public"})  # the input the compiler added
+    install = await tempano.run("bfv-1", "install", timeout=300)
+    assert install.status == "succeeded", install.error
+    instances = {i.node: i for i in tempano.store.node_instances("bfv-1")}
+    [server] = cloud.find("server", id=instances["vdu"].attributes["id"])
+    [volume] = cloud.find("volume", id=instances["root"].attributes["id"])
+    assert server["image"] == "" and volume["bootable"] == "true"
+    assert volume["attachments"][0]["server_id"] == server["id"] and volume["attachments"][0]["device"] == "/dev/vda"
+    uninstall = await tempano.run("bfv-1", "uninstall", timeout=300)
+    assert uninstall.status == "succeeded", uninstall.error
+    assert cloud.leftovers() == {}

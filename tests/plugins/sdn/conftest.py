@@ -32,8 +32,9 @@ class SdnWorld:
         self.sites[name] = view
         return view
 
-    def network(self, name: str, bridge: str) -> InstanceView:
-        view = instance(name, type=NET_HIERARCHY[0], type_hierarchy=NET_HIERARCHY, attributes={"bridge": bridge})
+    def network(self, name: str, bridge: str, cidr: str | None = None) -> InstanceView:
+        attributes = {"bridge": bridge, **({"cidr": cidr} if cidr else {})}
+        view = instance(name, type=NET_HIERARCHY[0], type_hierarchy=NET_HIERARCHY, attributes=attributes)
         self.networks[name] = view
         return view
 

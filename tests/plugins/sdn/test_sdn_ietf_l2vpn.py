@@ -185,3 +185,12 @@ def test_controller_errors_are_sentences_with_the_right_retry_flag(wim: L2vpnEmu
 def test_link_without_installed_sites_is_a_configuration_error(wim: L2vpnEmulator, world: Any) -> None:
     with pytest.raises(ConfigurationError, match="has no L2VPN site id; install the site"):
         run(world.link_ctx("create"), "link.create")
+
+
+def test_an_l3_link_is_refused_with_a_sentence(world: Any) -> None:
+    world.make_link("central", "net_a", "regional", "net_b", service_type="L3", vlan_id=210)
+
+    with pytest.raises(
+        ConfigurationError, match=r"provides L2 links only \(RFC 8466\), not L3; set service_type to L2"
+    ):
+        run(world.link_ctx("create"), "link.create")

@@ -173,3 +173,12 @@ def test_missing_secret_and_attachment_point_are_configuration_errors(onos: Onos
         run(w.site_ctx("nosecret", "create"), "site.create")
     with pytest.raises(ConfigurationError, match="has no attachment_point"):
         run(w.site_ctx("noport2", "create"), "site.create")
+
+
+def test_an_l3_link_is_refused_before_anything_reaches_the_controller(onos: OnosEmulator, world: Any) -> None:
+    world.make_link("central", "net_a", "regional", "net_b", service_type="L3", vlan_id=100)
+    sent = len(onos.requests)
+
+    with pytest.raises(ConfigurationError, match="ONOS VPLS provides L2 links only, not L3; set service_type to L2"):
+        run(world.link_ctx("create"), "link.create")
+    assert onos.requests[sent:] == []

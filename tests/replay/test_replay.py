@@ -1,0 +1,101 @@
+"""Replay tests: the committed histories of representative executions (tests/replay/histories, recorded by
+``scripts/record-histories``) replay against the current workflow code. A change that would derail executions in
+flight fails here: guard it with ``workflow.patched()``, or re-record if no old execution can still be running.
+The last tests prove the check can fail: deliberately changed workflows raise NondeterminismError."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import tempano.workflows.api as workflow_api
+from tempano.workflows import registry
+from tempano.workflows.api import WorkflowContext
+from tempano.workflows.engine import WORKFLOWS
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+CORPUS = {
+    "install": "Execution",
+    "uninstall": "Execution",
+    "install_failed": "Execution",
+    "rollback": "Execution",
+    "heal_reinstall": "Execution",
+    "scale_out": "Execution",
+    "scale_in": "Execution",
+    "install_201_batches": "Execution",
+    "node_batch_100": "NodeBatch",
+    "deployment": "Deployment",
+    "deployment_many": "Deployment",
+}
+
+INDEX: dict[str, dict[str, str]] = json.loads((HISTORIES / "index.json").read_text())
+
+
+def load(name: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(INDEX[name]["workflow_id"], (HISTORIES / f"{name}.json").read_text())
+
+
+def replayer() -> Replayer:
+    """The worker's workflows, data converter and sandbox (api/worker.py)."""
+    registry.load_custom_workflows()
+    return Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
+        ),
+    )
+
+
+def test_the_corpus_is_complete() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} - {"index"} == set(CORPUS) == set(INDEX)
+    for name, workflow_type in CORPUS.items():
+        events = load(name).events
+        started = events[0].workflow_execution_started_event_attributes
+        assert started.workflow_type.name == workflow_type, name
+    # The batch path really is in the corpus: the 201-instance install started NodeBatch children.
+    children = [
+        e
+        for e in load("install_201_batches").events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    assert len(children) == 3
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+async def test_history_replays_on_current_code(name: str) -> None:
+    result = await replayer().replay_workflow(load(name), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{name}: {result.replay_failure}"
+
+
+def _log_first(
+    fn: Callable[[WorkflowContext, Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]],
+) -> Callable[[WorkflowContext, Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]]:
+    async def changed(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        await ctx.log("a step that the recorded execution never took")
+        return await fn(ctx, params)
+
+    return changed
+
+
+async def test_a_workflow_with_a_new_step_fails_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = registry.get("install")
+    assert original is not None
+    monkeypatch.setitem(registry._workflows, "install", _log_first(original))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(load("install"))
+
+
+async def test_a_changed_batch_size_fails_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workflow_api, "BATCH_SIZE", 50)  # 201 instances: 5 NodeBatch children, not 3
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(load("install_201_batches"))
