@@ -4,6 +4,7 @@ and emulated clouds reached through a clouds.yaml the test writes (``clouds`` fi
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import signal
@@ -69,7 +70,7 @@ async def uninstall(tempano: Tempano, deployment: str, timeout: float = 300) -> 
 
 
 async def test_multi_network_install_then_uninstall_leaves_nothing(
-    tempano: Tempano, clouds: dict[str, OpenStackEmulator]
+    tempano: Tempano, client: Client, clouds: dict[str, OpenStackEmulator]
 ) -> None:
     east = clouds["east"]
     tempano.upload_blueprint("mn", MULTI_NETWORK)
@@ -115,6 +116,18 @@ async def test_multi_network_install_then_uninstall_leaves_nothing(
 
     await uninstall(tempano, "os-mn-1")
     assert east.leftovers() == {}
+
+    # credentials stay in clouds.yaml: no password, token or auth URL in any workflow history of the deployment
+    secrets = [east.identity.password.encode(), east.auth_url.encode(), *(t.encode() for t in east.identity.tokens)]
+    assert east.identity.tokens
+    runs = [run async for run in client.list_workflows("TempanoDeployment = 'os-mn-1'")]
+    assert {run.id for run in runs} >= {"dep:os-mn-1:exec:1:install", "dep:os-mn-1:exec:2:uninstall"}
+    for run in runs:
+        history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+        text = history.to_json()  # payload data is base64 in it: decode every one
+        raw = text.encode() + b"".join(base64.b64decode(d) for d in re.findall(r'"data": "([A-Za-z0-9+/=]+)"', text))
+        assert b"openstack.server.create" in raw or not run.id.endswith(":install")
+        assert not [s for s in secrets if s in raw], run.id
 
 
 async def test_vnfd_install_then_uninstall_leaves_nothing(
