@@ -26,13 +26,15 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 
 def _data_dirs() -> dict[str, list[str]]:
-    """Data folders without __init__.py (types, examples) ship as data of the nearest package."""
+    """Data folders without __init__.py (types, examples, their scripts) ship as data of the nearest package."""
     data: dict[str, list[str]] = {}
     for folder in CODE_FOLDERS:
         base = ROOT / folder
         for path in sorted(base.rglob("*")):
-            if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+            if not path.is_file() or path.suffix == ".pyc" or "__pycache__" in path.parts:
                 continue
+            if path.suffix == ".py" and (path.parent / "__init__.py").exists():
+                continue  # a module of its package; a .py elsewhere (a blueprint's script artifact) is data
             owner = path.parent
             while not (owner / "__init__.py").exists() and owner != base:
                 owner = owner.parent

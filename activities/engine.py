@@ -200,7 +200,7 @@ class EngineActivities:
         nodes = set().union(*(related_nodes(plan, i.node) for i in own)) if own else set()
         instances = load_instances(self.store, plan, input.deployment_id, nodes)
         done: set[tuple[str, str]] = set()
-        for execution_id in input.skip:
+        for execution_id in () if input.rerun else input.skip:
             done |= self.store.succeeded_operations(execution_id)
         tasks: dict[str, tuple[tuple[Task, ...], ...]] = {}
         skipped = 0
@@ -509,6 +509,7 @@ class EngineActivities:
             InstanceInfo(
                 id=r.id,
                 node=r.node,
+                index=r.index,
                 host_id=r.host_id,
                 state=r.state,
                 group_instance=r.group_instance,
@@ -562,23 +563,28 @@ class EngineActivities:
                 type="NotFound",
                 non_retryable=True,
             )
-        ids = topo.subgraph(input.instance_ids, existing)
+        ids = topo.subgraph(input.instance_ids, existing, plan)
         live = {i.id: i for i in existing}
         return SubgraphResult(instance_ids=tuple(ids), peers=tuple(sorted(_peers(plan, live, set(ids)))))
 
     @activity.defn(name="rollback_plan")
     @_heartbeating
     def rollback_plan(self, input: RollbackInput) -> RollbackPlan:
-        """What a failed execution created: instances it left with resources or past 'uninitialized'."""
+        """What an execution created: instances holding resources it recorded, or whose create it started (a day-2
+        operation it ran on an instance is not a creation), and the instances its scale-out added."""
         created = {
             r.node_instance_id for r in self.store.resources(input.deployment_id, execution_id=input.of_execution)
         }
-        touched = {
+        started_create = {
             e.node_instance_id
-            for e in self.store.events(input.deployment_id, execution_id=input.of_execution, limit=1_000_000)
-            if e.type == "operation_started" and e.node_instance_id
+            for e in self.store.events(
+                input.deployment_id, execution_id=input.of_execution, limit=1_000_000, types=["operation_started"]
+            )
+            if e.node_instance_id and e.operation == NODE_PHASE_OPERATIONS["create"]
         }
-        return RollbackPlan(instance_ids=tuple(sorted(created | touched)))
+        marker = f"scale:{input.of_execution}"
+        added = [i.id for i in self.store.node_instances(input.deployment_id) if _made_by(i, marker)]
+        return RollbackPlan(instance_ids=tuple(sorted(created | started_create | set(added))), added=tuple(added))
 
     @activity.defn(name="imperative_workflow")
     @_heartbeating

@@ -305,10 +305,11 @@ def get_deployment(deployment_id: DeploymentId, request: Request, _: Viewer) -> 
     store = tempano.store
     d = store.get_deployment(_known("deployment", deployment_id))
     current = store.current_execution(deployment_id)
+    instances = store.node_instances(deployment_id)
     return m.DeploymentOut(
         **d.model_dump(exclude={"plan"}),
-        node_instances=[m.NodeInstanceOut(**i.model_dump()) for i in store.node_instances(deployment_id)],
-        outputs=tempano.outputs(deployment_id),
+        node_instances=[m.NodeInstanceOut(**i.model_dump()) for i in instances],
+        outputs=tempano.outputs(deployment_id, deployment=d, instances=instances),
         current_execution=execution_view(tempano, current) if current else None,
         ui=deployment_ui_link(tempano.settings, deployment_id),
     )
@@ -488,7 +489,7 @@ async def cancel_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def resume_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Runs a failed or cancelled execution again as a new execution: only its failed and not-yet-run steps."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled"})
+    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, e.workflow, resume_of=execution_id)
     return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
 
@@ -500,6 +501,26 @@ async def rollback_execution(execution_id: ExecutionId, request: Request, _: Ope
     e = _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, "rollback", rollback_of=execution_id)
     return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+
+
+@executions.post("/{execution_id}/terminate", status_code=202, response_model=m.ActionOut, responses=WRITE)
+async def terminate_execution(
+    execution_id: ExecutionId, request: Request, _: Admin, reason: Annotated[str, Query(max_length=500)] = ""
+) -> m.ActionOut:
+    """The admin escape: ends a running execution at once (no graceful cancellation); it is recorded as
+    terminated, with the reason, and instances it left half-way are marked error."""
+    tempano = get_tempano(request)
+    _ended(tempano, execution_id, "terminated", {"pending", "running"})
+    await tempano.terminate_execution(execution_id, reason)
+    return m.ActionOut(result="terminated")
+
+
+@executions.get("/{execution_id}/progress", responses=READ, summary="What a running execution waits on")
+async def execution_progress(execution_id: ExecutionId, request: Request, _: Viewer) -> dict[str, Any]:
+    """Current details, the operations in flight, and each pending activity's attempt, last heartbeat and
+    last failure (from Temporal)."""
+    tempano = get_tempano(request)
+    return await tempano.execution_progress(_known("execution", execution_id, EXECUTION_RE))
 
 
 @executions.get("/{execution_id}/events", response_model=m.EventPage, responses=READ, summary="Events, paged")
@@ -619,9 +640,19 @@ def list_tokens(request: Request, _: Admin) -> list[m.TokenOut]:
     return [m.TokenOut(**t.model_dump()) for t in get_tempano(request).store.list_tokens()]
 
 
-@admin.delete("/tokens/{token_id}", status_code=204, responses=_problems(401, 403, 404), tags=["tokens"])
-def revoke_token(token_id: Annotated[str, Path(max_length=40)], request: Request, _: Admin) -> Response:
-    get_tempano(request).store.revoke_token(_known("token", token_id))
+@admin.delete("/tokens/{token_id}", status_code=204, responses=_problems(401, 403, 404, 409), tags=["tokens"])
+def revoke_token(token_id: Annotated[str, Path(max_length=40)], request: Request, principal: Admin) -> Response:
+    """Revokes a token (at once in this process, within seconds elsewhere). Refused (409) for the caller's own
+    token and the last active admin token, so the API cannot be locked."""
+    store = get_tempano(request).store
+    target = next((t for t in store.list_tokens() if t.id == _known("token", token_id)), None)
+    if target is None:
+        raise NotFound(f"no token {token_id!r}")
+    if target.id == principal.token_id:
+        raise ServiceError("a token cannot revoke itself: use another admin token", status=409)
+    if target.role == "admin" and not target.revoked and store.count_active_tokens("admin") <= 1:
+        raise ServiceError("this is the last active admin token: create another admin token first", status=409)
+    store.revoke_token(token_id)
     verifier: TokenVerifier = request.app.state.tokens
     verifier.forget()
     return Response(status_code=204)

@@ -8,6 +8,7 @@ are kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -21,7 +22,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tempano.store import Store
+from tempano.store import Conflict, Store
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
@@ -71,7 +72,8 @@ def register_token(store: Store, value: str, name: str, role: Role) -> None:
     if len(value) < 24:
         raise ValueError("TEMPANO_ADMIN_TOKEN must be at least 24 characters (use a random string)")
     if store.token_by_hash(hash_token(value)) is None:
-        store.add_token(secrets.token_hex(6), name, role, hash_token(value))
+        with contextlib.suppress(Conflict):  # another API process registered it just now
+            store.add_token(secrets.token_hex(6), name, role, hash_token(value))
 
 
 def bootstrap(store: Store, data_dir: Path, configured: str | None) -> Path | None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import yaml
 
-from tempano.blueprints import BlueprintError, Plan, bind_inputs, compile, load, plan_to_dot
+from tempano.blueprints import BlueprintError, Plan, bind_inputs, blueprint_files, compile, load, plan_to_dot
 
 
 def _fail(error: BlueprintError) -> None:
@@ -38,6 +38,21 @@ def _compile(path: Path, allow_remote_imports: bool) -> Plan:
     blueprint = load(path, allow_remote_imports=allow_remote_imports)
     try:
         return compile(blueprint)
+    finally:
+        blueprint.cleanup()
+
+
+def own_files(path: Path) -> list[str]:
+    """The files a single-file blueprint names (relative to its directory), so an upload carries only those; just
+    the file itself when it does not compile (the server then reports why)."""
+    try:
+        blueprint = load(path)
+    except BlueprintError:
+        return [path.name]
+    try:
+        return blueprint_files(blueprint, compile(blueprint, has_operation=None))
+    except BlueprintError:
+        return [path.name]
     finally:
         blueprint.cleanup()
 

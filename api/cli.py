@@ -18,7 +18,7 @@ import httpx
 import yaml
 
 from tempano.api.auth import read_token_file
-from tempano.api.blueprint_commands import blueprints  # local validate/plan (the compiler's)
+from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
 from tempano.api.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
@@ -75,21 +75,23 @@ def _settings() -> Settings:
 
 
 def _pack(path: Path) -> tuple[str, bytes]:
-    """A blueprint file or directory as one upload: a YAML document, or a zip of the directory with a
-    TOSCA.meta naming the entry file (so playbooks and scripts travel with it)."""
+    """A blueprint file or directory as one upload: a YAML document, or a zip with a TOSCA.meta naming the entry
+    file (so playbooks and scripts travel with it): a directory's whole tree, or the files a YAML file names."""
     if path.is_file() and path.suffix in {".zip", ".csar"}:
         return path.name, path.read_bytes()
     root = path if path.is_dir() else path.parent
     entry = None if path.is_dir() else path.name
-    siblings = [p for p in root.rglob("*") if p.is_file() and p != path]
-    if entry is not None and not siblings:
-        return path.name, path.read_bytes()
+    if entry is None:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    else:
+        files = [root / name for name in own_files(path)]
+        if files == [path]:
+            return path.name, path.read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(root.rglob("*")):
-            if file.is_file() and "__pycache__" not in file.parts:
-                archive.write(file, file.relative_to(root).as_posix())
-        if entry is not None and not (root / "TOSCA-Metadata" / "TOSCA.meta").exists():
+        for file in files:
+            archive.write(file, file.relative_to(root).as_posix())
+        if entry is not None:
             archive.writestr(
                 "TOSCA-Metadata/TOSCA.meta",
                 f"TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\nCreated-By: tempano\nEntry-Definitions: {entry}\n",
@@ -250,6 +252,16 @@ def api() -> None:
     from tempano.api.app import create_app
 
     settings = _settings()
+    if settings.api_workers > 1:  # each worker process builds its app from the same TEMPANO_* environment
+        uvicorn.run(
+            "tempano.api.app:create_app",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+        return
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
 
 
@@ -616,6 +628,32 @@ def executions_cancel(ctx: Context, execution_id: str) -> None:
     """Cancel a running or queued execution."""
     result = ctx.api().call("POST", f"/api/v1/executions/{execution_id}/cancel")
     click.echo(f"{execution_id}: {result['result']}")
+
+
+@executions.command("terminate")
+@click.argument("execution_id")
+@click.option("--reason", default="", help="Recorded with the execution.")
+@pass_ctx
+def executions_terminate(ctx: Context, execution_id: str, reason: str) -> None:
+    """End a running execution at once (admin escape: no graceful cancellation)."""
+    ctx.api().call("POST", f"/api/v1/executions/{execution_id}/terminate", params={"reason": reason})
+    click.echo(f"{execution_id}: terminated")
+
+
+@executions.command("progress")
+@click.argument("execution_id")
+@json_option
+@pass_ctx
+def executions_progress(ctx: Context, execution_id: str, as_json: bool) -> None:
+    """What a running execution waits on: operations in flight, attempts, heartbeats, last failures."""
+    p = ctx.api().call("GET", f"/api/v1/executions/{execution_id}/progress")
+    if as_json:
+        _print_json(p)
+        return
+    click.echo(f"{execution_id}: {p['status']}" + (f": {p['details']}" if p.get("details") else ""))
+    for a in p.get("pending", []):
+        failure = f"; last failure: {a['last_failure']}" if a.get("last_failure") else ""
+        click.echo(f"  {a['activity_id']} attempt {a['attempt']}, last heartbeat {a['last_heartbeat'] or '-'}{failure}")
 
 
 @executions.command("resume")

@@ -9,20 +9,23 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tempano.api.settings import Settings
+from tempano.blueprints import blueprint_files
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
 from tempano.plugins.registry import PluginRegistry, load_plugins
@@ -30,7 +33,9 @@ from tempano.store import (
     BlueprintRecord,
     Conflict,
     DeploymentRecord,
+    EventRecord,
     ExecutionRecord,
+    NodeInstanceRecord,
     NotFound,
     Store,
 )
@@ -50,6 +55,7 @@ from tempano.workflows.models import (
     ExecutionRef,
     QueuePolicy,
     StartExecutionRequest,
+    TerminateNotice,
 )
 
 log = logging.getLogger(__name__)
@@ -95,15 +101,25 @@ def _installed_operation(reference: str) -> bool:
     return _plugin_registry().has(reference)
 
 
-def _skip_inside(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
-    """A copytree filter leaving out tempano's own data directory (a blueprint saved next to it must not copy the
-    store, nor its own earlier copies)."""
+def _tree_files(root: Path, data_dir: Path) -> list[Path]:
+    """Every file under ``root`` (following links, each directory once), leaving out tempano's own data directory
+    (a blueprint saved next to it must not copy the store, nor its own earlier copies)."""
     data = data_dir.resolve()
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for directory, dirs, names in os.walk(root, followlinks=True):
+        here = Path(directory)
+        real = here.resolve()
+        if real == data or real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files.extend(here / name for name in sorted(names) if (here / name).is_file())
+    return files
 
-    def ignore(directory: str, names: list[str]) -> list[str]:
-        return [name for name in names if (Path(directory) / name).resolve() == data]
 
-    return ignore
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def check_id(kind: str, value: str) -> str:
@@ -142,12 +158,30 @@ class Tempano:
             pass
         blueprint, plan = _compile(path, self._has_operation)
         try:
+            root = Path(blueprint.base_dir)
+            main_file = Path(blueprint.root_file).relative_to(root).as_posix()
+            if blueprint.archive is None and Path(path).is_file():
+                # Its directory may hold anything (a home directory): only the files the blueprint names are kept.
+                files = [root / name for name in blueprint_files(blueprint, plan)]
+            else:
+                files = _tree_files(root, self.settings.data_dir)
+            size = sum(file.stat().st_size for file in files)
+            limit = self.settings.max_blueprint_bytes
+            if size > limit:
+                raise ServiceError(
+                    f"blueprint {blueprint_id}: its files take {_mib(size)}, more than the {_mib(limit)} a blueprint "
+                    "may keep (setting TEMPANO_MAX_BLUEPRINT_BYTES); leave out what it does not need or raise the "
+                    "limit",
+                    status=413,
+                )
             target = self.settings.blueprints_dir / blueprint_id
             if target.exists():
                 shutil.rmtree(target)
-            root = Path(blueprint.base_dir)
-            shutil.copytree(root, target, ignore=_skip_inside(self.settings.data_dir))
-            main_file = str(Path(blueprint.root_file).relative_to(root))
+            for file in files:
+                copy = target / file.relative_to(root)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, copy)
+            target.mkdir(parents=True, exist_ok=True)
         finally:
             blueprint.cleanup()  # an extracted CSAR's temporary directory
         try:
@@ -275,9 +309,17 @@ class Tempano:
             declared=workflow in plan.imperative_workflows,
         )
         try:
-            ref: ExecutionRef = await self.deployment_handle(deployment_id).execute_update(
-                "start_execution", request, result_type=ExecutionRef
+            ref: ExecutionRef = await asyncio.wait_for(
+                self.deployment_handle(deployment_id).execute_update(
+                    "start_execution", request, result_type=ExecutionRef
+                ),
+                self.settings.update_timeout,
             )
+        except TimeoutError:
+            raise TemporalUnavailable(
+                f"no worker took the request within {self.settings.update_timeout:.0f}s (task queue "
+                f"{self.settings.task_queue!r}): is a worker running? It may still start when one comes"
+            ) from None
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
@@ -299,6 +341,80 @@ class Tempano:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
         return result
+
+    async def terminate_execution(self, execution_id: str, reason: str = "") -> None:
+        """The admin escape: ends the execution's workflow at once, without cancelling its operations
+        gracefully. The deployment workflow records it as ``terminated`` and marks the instances it left in a
+        transitional state (creating, configuring...) as ``error``; resume, heal or uninstall from there."""
+        execution = self.store.get_execution(execution_id)
+        if execution.status in TERMINAL:
+            raise ServiceError(f"execution {execution_id} has ended already ({execution.status})", status=409)
+        reason = reason or "no reason given"
+        try:
+            await self.deployment_handle(execution.deployment_id).signal(
+                "terminating", TerminateNotice(execution_id=execution_id, reason=reason)
+            )
+            await self.client.get_workflow_handle(execution.workflow_id).terminate(reason=reason)
+        except RPCError as e:
+            raise ServiceError(f"execution {execution_id} cannot be terminated: {e.message}", status=409) from None
+
+    async def execution_progress(self, execution_id: str) -> dict[str, Any]:
+        """What a running execution waits on: its current details, the operations in flight and, from Temporal,
+        each pending activity's attempt, last heartbeat and last failure."""
+        from tempano.workflows.models import ProgressView
+
+        execution = self.store.get_execution(execution_id)
+        out: dict[str, Any] = {"execution_id": execution_id, "status": execution.status, "error": execution.error}
+        handle = self.client.get_workflow_handle(execution.workflow_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as e:
+            out["details"] = f"no workflow {execution.workflow_id} on the Temporal server ({e.message})"
+            return out
+        if execution.status not in TERMINAL:
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+                view: ProgressView = await handle.query("progress", result_type=ProgressView)
+                out["details"] = view.details
+                out["waiting_on"] = list(view.waiting_on)
+        out["pending"] = [
+            {
+                "activity_id": p.activity_id,
+                "activity": p.activity_type.name,
+                "state": PendingActivityState.Name(p.state).removeprefix("PENDING_ACTIVITY_STATE_").lower(),
+                "attempt": p.attempt,
+                "last_heartbeat": p.last_heartbeat_time.ToDatetime().isoformat()
+                if p.HasField("last_heartbeat_time")
+                else None,
+                "last_failure": p.last_failure.message or None,
+            }
+            for p in desc.raw_description.pending_activities
+        ]
+        return out
+
+    async def follow_events(
+        self, execution_id: str, *, poll: float = 0.5, timeout: float = 3600.0
+    ) -> AsyncIterator[EventRecord]:
+        """The execution's lifecycle events, those recorded so far and then live, until it ends."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        after = 0
+        while True:
+            try:
+                ended = self.store.get_execution(execution_id).status in TERMINAL
+            except NotFound:
+                ended = False  # queued behind another execution: not recorded yet
+            for event in self.store.events(execution_id=execution_id, after_id=after, limit=1000):
+                after = event.id
+                yield event
+            if ended:
+                # The events of the end were written before the status: one last read catches stragglers.
+                for event in self.store.events(execution_id=execution_id, after_id=after, limit=100_000):
+                    after = event.id
+                    yield event
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"execution {execution_id} still running after {timeout:.0f}s")
+            await asyncio.sleep(poll)
 
     async def wait_execution(self, execution_id: str, *, timeout: float = 600.0, poll: float = 0.2) -> ExecutionRecord:
         """Waits until the execution ends (it may still be queued behind another)."""
@@ -322,14 +438,23 @@ class Tempano:
         ref = await self.start_execution(deployment_id, workflow, parameters)
         return await self.wait_execution(ref.execution_id, timeout=timeout)
 
-    def outputs(self, deployment_id: str) -> dict[str, Any]:
-        """The deployment's outputs as they stand; secrets are never evaluated here (they stay in activities)."""
-        deployment = self.store.get_deployment(deployment_id)
-        plan = Plan.model_validate(deployment.plan)
-        if not plan.outputs:
+    def outputs(
+        self,
+        deployment_id: str,
+        *,
+        deployment: DeploymentRecord | None = None,
+        instances: Sequence[NodeInstanceRecord] | None = None,
+    ) -> dict[str, Any]:
+        """The deployment's outputs as they stand; secrets are never evaluated here (they stay in activities).
+        Callers holding the deployment and its instances pass them to save reads."""
+        deployment = deployment or self.store.get_deployment(deployment_id)
+        if not deployment.plan.get("outputs"):
             return {}
-        instances = load_instances(self.store, plan, deployment_id)
-        resolver = _NoSecrets(self.store, plan, deployment_id, instances)
+        plan = Plan.model_validate(deployment.plan)
+        by_id = (
+            {i.id: i for i in instances} if instances is not None else load_instances(self.store, plan, deployment_id)
+        )
+        resolver = _NoSecrets(self.store, plan, deployment_id, by_id)
         out: dict[str, Any] = {}
         for name, spec in plan.outputs.items():
             try:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     task_queue: str = "tempano"
     api_host: str = "127.0.0.1"
     api_port: int = 8321
+    api_workers: int = 1
+    """API server processes (uvicorn workers)."""
     secret_key: str | None = None
     """Fernet key for secrets at rest; default: a key file generated in the data directory."""
     temporal_binary: str | None = None
@@ -46,6 +48,10 @@ class Settings(BaseSettings):
     """Where the CLI finds the API (default: http://<api_host>:<api_port>)."""
     max_upload_bytes: int = 50 * 1024 * 1024
     """Largest blueprint upload the API accepts."""
+    update_timeout: float = 60.0
+    """How long the API waits for a worker to take an execution request before answering 503."""
+    max_blueprint_bytes: int = 50 * 1024 * 1024
+    """Largest total size of the files kept for one blueprint (a directory's or CSAR's whole tree)."""
     worker_threads: int = 64
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -41,6 +42,9 @@ def build_worker(
         activities=activities.activities(),
         activity_executor=pool,
         max_concurrent_activities=threads,
+        # Cancellation reaches an operation with the answer to its heartbeat, and heartbeats are sent at most
+        # every 0.8 x heartbeat timeout by default (24 s at our default 30 s): 5 s keeps a cancel prompt.
+        max_heartbeat_throttle_interval=timedelta(seconds=5),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
         ),

@@ -10,6 +10,7 @@ from tempano.blueprints._errors import (
     ErrorDetail,
     InputError,
 )
+from tempano.blueprints._files import blueprint_files
 from tempano.blueprints._inputs import bind_inputs
 from tempano.blueprints.functions import FunctionError, Resolver, evaluate, has_runtime_functions, has_secret
 from tempano.blueprints.plan import (
@@ -57,6 +58,7 @@ __all__ = [
     "Step",
     "WorkflowGraph",
     "bind_inputs",
+    "blueprint_files",
     "compile",
     "compile_path",
     "evaluate",

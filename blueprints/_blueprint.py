@@ -13,9 +13,11 @@ from tempano.blueprints._errors import BlueprintCompileError, BlueprintLoadError
 from tempano.blueprints._gc import paused_gc
 from tempano.blueprints._loader import (
     ROOT_FILE_NAMES,
+    SOL001_VNFD_TYPES,
     TYPE_SECTIONS,
     ImportResolver,
     SourceSet,
+    bundled_sol001_types,
     display_name,
     library_sources,
     read_document,
@@ -27,7 +29,12 @@ from tempano.blueprints._yaml import DEFAULT_LIMITS, Limits, Path_, PositionMap,
 
 @dataclass
 class Blueprint:
-    """A loaded, TOSCA-validated blueprint: its files, positions, merged types and tosca-parser's template."""
+    """A loaded, TOSCA-validated blueprint: its files, positions and merged types.
+
+    tosca-parser's template is not kept: it only validates, and its objects form reference cycles (tens per node
+    template) that would cost the cyclic GC a pass over them all when it is dropped later. Dropped as soon as it has
+    validated, while the GC is paused, it goes with the first young collection, which scans those objects anyway.
+    """
 
     root_file: Path
     """The root YAML file on disk."""
@@ -39,8 +46,6 @@ class Blueprint:
     """The root document as written (data and positions)."""
     sources: SourceSet
     """Every document read (root, imports, type library) and every type definition by name."""
-    tosca: Any
-    """tosca-parser's ToscaTemplate for the validated template."""
     archive: Path | None = None
     """The CSAR this blueprint came from, if any (``base_dir`` then holds its extracted content)."""
 
@@ -161,15 +166,61 @@ def _load_file(
     resolver.resolve(document, root.resolve())
     # The root's own types win over imported ones, which win over the library.
     sources.add_types(document)
+    sources.errors.extend(_unimported_sol001_types(document, sources))
     if sources.errors:
         raise BlueprintLoadError(sources.errors)
-    blueprint = Blueprint(root.resolve(), base_dir.resolve(), display, document, sources, None)
+    blueprint = Blueprint(root.resolve(), base_dir.resolve(), display, document, sources)
     parser_input = _parser_input(document.data, sources)
-    tosca, errors = run_parser(parser_input, lambda message: locate(blueprint, message))
+    _, errors = run_parser(parser_input, lambda message: locate(blueprint, message))
     if errors:
         raise BlueprintCompileError(errors)
-    blueprint.tosca = tosca
     return blueprint
+
+
+_SOL001_PREFIXES = ("tosca.nodes.nfv.", "tosca.groups.nfv.", "tosca.policies.nfv.")
+
+
+def _unimported_sol001_types(document: YamlDocument, sources: SourceSet) -> list[ErrorDetail]:
+    """Templates of an ETSI SOL001 type that nothing the blueprint imports defines.
+
+    tosca_simple_yaml_* defines no NFV types (only tosca_simple_profile_for_nfv_1_0_0 has some, tosca-parser's own):
+    a SOL001 VNFD imports their definitions, and tempano answers that import with its own copy.
+    """
+    data = document.data
+    if not isinstance(data, Mapping) or not str(data.get("tosca_definitions_version", "")).startswith(
+        "tosca_simple_yaml"
+    ):
+        return []
+    topology = data.get("topology_template")
+    if not isinstance(topology, Mapping):
+        return []
+    typed: list[tuple[Path_, str, Any]] = []
+    for section in ("node_templates", "groups"):
+        entries = topology.get(section)
+        if isinstance(entries, Mapping):
+            typed.extend((("topology_template", section, name), str(name), t) for name, t in entries.items())
+    policies = topology.get("policies")
+    if isinstance(policies, list):
+        for index, entry in enumerate(policies):
+            if isinstance(entry, Mapping):
+                typed.extend(
+                    (("topology_template", "policies", index, name), str(name), t) for name, t in entry.items()
+                )
+    errors = []
+    for path, name, template in typed:
+        type_name = template.get("type") if isinstance(template, Mapping) else None
+        if not isinstance(type_name, str) or not type_name.startswith(_SOL001_PREFIXES) or type_name in sources.types:
+            continue
+        if type_name in bundled_sol001_types():
+            advice = (
+                f"import its definitions, e.g. `imports: [{SOL001_VNFD_TYPES}]` (tempano answers that import with "
+                "its own copy)"
+            )
+        else:
+            advice = "import a file that defines it (tempano's own SOL001 subset does not)"
+        message = f"type {type_name!r} is an ETSI SOL001 (NFV) type, which the blueprint does not import: {advice}"
+        errors.append(document.positions.detail((*path, "type"), message, name))
+    return errors
 
 
 def _parser_input(data: Mapping[str, Any], sources: SourceSet) -> dict[str, Any]:

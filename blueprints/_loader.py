@@ -58,6 +58,8 @@ class SourceSet:
     """Every type by name, whatever its section (TOSCA type names are unique across sections)."""
     errors: list[ErrorDetail] = field(default_factory=list)
     total_bytes: int = 0
+    local_imports: set[Path] = field(default_factory=set)
+    """The blueprint's own imported files on disk (resolved; not the library, profiles or URLs)."""
 
     def add_types(self, doc: YamlDocument, prefix: str | None = None) -> None:
         data = doc.data if isinstance(doc.data, Mapping) else {}
@@ -237,6 +239,7 @@ class ImportResolver:
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
             )
             return
+        self._sources.local_imports.add(path)
         self._read_local(doc, where, path, self._namer(path), prefix)
 
     def _bundled(self, target: str) -> Path | None:
@@ -295,6 +298,23 @@ class ImportResolver:
         self._sources.documents[url] = imported
         self._sources.add_types(imported, prefix)
         self.resolve(imported, url)
+
+
+SOL001_VNFD_TYPES = "etsi_nfv_sol001_vnfd_types.yaml"
+
+
+@functools.cache
+def bundled_sol001_types() -> frozenset[str]:
+    """Every type name tempano's own SOL001 subset (profiles/) defines."""
+    names: set[str] = set()
+    for path in PROFILES_DIR.glob("etsi_nfv_sol001_*.yaml"):
+        data = load_yaml_bytes(path.read_bytes(), f"<tempano profiles>/{path.name}").data
+        if isinstance(data, Mapping):
+            for section in TYPE_SECTIONS:
+                defs = data.get(section)
+                if isinstance(defs, Mapping):
+                    names.update(str(name) for name in defs)
+    return frozenset(names)
 
 
 def library_sources() -> SourceSet:

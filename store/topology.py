@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from tempano.blueprints.plan import HOSTED_ON, NodeSpec, Plan, RelationshipSpec
 from tempano.store.records import NewInstance, NodeInstanceRecord
 
+BINDS_TO = "tosca.relationships.network.BindsTo"
+
 
 class TopologyError(ValueError):
     """A scale request outside the plan's bounds, or a node that does not exist."""
@@ -214,16 +216,33 @@ def scale_in_choice(
             roots = list(chosen)
         else:
             roots = [i.id for i in sorted(mine, key=lambda i: i.index)[-count:]]
-    return subgraph(roots, existing)
+    return subgraph(roots, existing, plan)
 
 
-def subgraph(roots: Sequence[str], existing: Sequence[NodeInstanceRecord]) -> list[str]:
-    """The roots and every live instance contained in them, transitively (hosts first)."""
+def subgraph(roots: Sequence[str], existing: Sequence[NodeInstanceRecord], plan: Plan | None = None) -> list[str]:
+    """The roots and every live instance contained in them, transitively (hosts first).
+
+    With the plan, an instance bound to one of them (a port's BindsTo to its server) belongs to it too: it dies
+    with its server, so heal and scale-in must take it along."""
     live = [i for i in existing if not i.removed]
+    by_id = {i.id: i for i in live}
     out = list(dict.fromkeys(roots))
     frontier = set(out)
     while frontier:
         children = [i.id for i in live if i.host_id in frontier and i.id not in out]
+        if plan is not None:
+            inside = set(out) | set(children)
+            children += [
+                i.id
+                for i in live
+                if i.id not in inside
+                and any(
+                    t in frontier
+                    for rel in plan.nodes[i.node].relationships
+                    if rel.is_a(BINDS_TO)
+                    for t in relationship_targets(plan, i, rel, by_id)
+                )
+            ]
         out.extend(children)
         frontier = set(children)
     return out

@@ -193,6 +193,16 @@ class WorkflowContext:
         )
         return result
 
+    async def instance(self, instance_id: str) -> InstanceInfo:
+        """One live node instance; fails the execution with a clear message if there is none by that id."""
+        found = await self.instances(ids=[instance_id])
+        if not found:
+            raise WorkflowFailure(
+                f"deployment {self.deployment_id} has no live node instance {instance_id!r}; "
+                "list them with `tempano deployments get` (node instances) and pass one of those ids"
+            )
+        return found[0]
+
     async def subgraph(self, instance_ids: Sequence[str]) -> SubgraphResult:
         """The instances, everything contained in them, and the peers with relationships into them."""
         result: SubgraphResult = await store_activity(
@@ -213,11 +223,13 @@ class WorkflowContext:
         *,
         max_attempts: int | None = None,
         continue_on_error: bool = False,
+        rerun: bool = False,
     ) -> BatchResult:
         """Runs one operation (``Interface.op``) on the given instances, in parallel, and returns which
         succeeded and which failed (with the failure message). Raises :class:`WorkflowFailure` on the first
         failure unless ``continue_on_error``. ``inputs`` are merged over the operation's blueprint inputs (they
-        may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy."""
+        may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy. When the execution
+        resumes another, what succeeded there is skipped unless ``rerun`` (checks whose answer may have changed)."""
         return await self._batches(
             list(instance_ids),
             node=operation,
@@ -228,6 +240,7 @@ class WorkflowContext:
             max_attempts=max_attempts,
             continue_on_error=continue_on_error,
             repeat=self._repeat([operation], list(instance_ids)),
+            rerun=rerun,
         )
 
     async def lifecycle(
@@ -283,7 +296,15 @@ class WorkflowContext:
                         running[asyncio.ensure_future(coro)] = name
             if not running:
                 break
-            finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            try:
+                finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Waiting does not cancel what is awaited: pass the cancellation on to the running steps, and
+                # wait until their operations have stopped, so the execution ends with a consistent store.
+                for fut in running:
+                    fut.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                raise
             for fut in finished:
                 name = running.pop(fut)
                 try:
@@ -328,19 +349,27 @@ class WorkflowContext:
             )
 
     async def set_state(self, instance_ids: Sequence[str], state: str) -> None:
+        """Sets the instances' state (recorded as a ``state_changed`` event of the execution)."""
         await store_activity(
             "set_states",
-            StatesInput(deployment_id=self.deployment_id, instance_ids=tuple(instance_ids), state=state),
+            StatesInput(
+                deployment_id=self.deployment_id,
+                instance_ids=tuple(instance_ids),
+                state=state,
+                execution_id=self.execution_id,
+            ),
             f"{len(instance_ids)} instance(s) -> {state}",
         )
 
     async def check_health(self, instance_id: str) -> bool:
         """Runs the instance's ``Health.check`` once: False if it fails or answers ``healthy: false``.
         An instance whose node has no health check is healthy unless its state is ``error``."""
-        (info,) = await self.instances(ids=[instance_id])
+        info = await self.instance(instance_id)
         if "Health.check" not in info.operations:
             return info.state != "error"
-        result = await self.run_operation([instance_id], "Health.check", max_attempts=1, continue_on_error=True)
+        result = await self.run_operation(
+            [instance_id], "Health.check", max_attempts=1, continue_on_error=True, rerun=True
+        )
         return instance_id in result.succeeded and instance_id not in result.unhealthy
 
     async def wait_for(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
@@ -417,6 +446,7 @@ class WorkflowContext:
         continue_on_error: bool = False,
         only_targets: Sequence[str] | None = None,
         repeat: int = 1,
+        rerun: bool = False,
     ) -> BatchResult:
         chunks = [tuple(instance_ids[i : i + BATCH_SIZE]) for i in range(0, len(instance_ids), BATCH_SIZE)]
         inputs = [
@@ -435,6 +465,7 @@ class WorkflowContext:
                 max_attempts=max_attempts,
                 only_targets=tuple(only_targets) if only_targets is not None else None,
                 repeat=repeat,
+                rerun=rerun,
             )
             for chunk in chunks
         ]

@@ -76,7 +76,7 @@ async def heal(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[str, 
     if await ctx.check_health(instance_id) and not force:
         await ctx.log(f"{instance_id} is healthy: nothing to heal", instance_id=instance_id)
         return {"healed": False, "healthy": True}
-    (info,) = await ctx.instances(ids=[instance_id])
+    info = await ctx.instance(instance_id)
     if "Health.heal" in info.operations:
         await ctx.log(f"{instance_id} is unhealthy: running its Health.heal operation", instance_id=instance_id)
         await ctx.run_operation([instance_id], "Health.heal")
@@ -155,6 +155,12 @@ async def rollback(ctx: WorkflowContext, params: Mapping[str, Any]) -> Mapping[s
         return {"removed": []}
     await ctx.uninstall(plan.instance_ids, continue_on_error=False)
     await ctx.set_state(plan.instance_ids, "uninitialized")
+    if plan.added:
+        await store_activity(
+            "remove_instances",
+            StatesInput(deployment_id=ctx.deployment_id, instance_ids=plan.added, state="deleted"),
+            f"remove {len(plan.added)} instance(s) added by {of}",
+        )
     return {"removed": list(plan.instance_ids)}
 
 

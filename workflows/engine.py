@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         QueuePolicy,
         RecordExecutionInput,
         StartExecutionRequest,
+        TerminateNotice,
     )
 
 SA_DEPLOYMENT = SearchAttributeKey.for_keyword("TempanoDeployment")
@@ -126,8 +127,16 @@ class ExecutionWorkflow:
             )
             workflow.set_current_details("cancelled")
             raise
-        except (ApplicationError, ChildWorkflowError, ActivityError) as e:
-            message = failure_message(e)
+        except Exception as e:
+            # A plain exception (KeyError, TypeError...) in workflow code would otherwise fail the workflow *task*
+            # and retry it forever, unseen: it ends the execution instead, saying so.
+            if isinstance(e, ApplicationError | ChildWorkflowError | ActivityError):
+                message = failure_message(e)
+            else:
+                message = (
+                    f"workflow {input.workflow!r} raised {type(e).__name__}: {e} (a bug in its code, not an "
+                    "operation failure: fix the workflow, deploy it to the workers and start it again)"
+                )
             await self._status(
                 input,
                 "failed",
@@ -197,6 +206,7 @@ class DeploymentWorkflow:
         self.current_handle: workflow.ChildWorkflowHandle[ExecutionWorkflow, ExecutionResult] | None = None
         self.recent: list[ExecutionSummary] = list(input.recent)
         self.closing = False
+        self.terminate_reasons: dict[str, str] = {}
         for req in input.queue:
             self._enqueue(req)
 
@@ -275,9 +285,10 @@ class DeploymentWorkflow:
             if isinstance(e.cause, TerminatedError | TimeoutError):
                 # The execution could not record its own end: record it here, and settle its instances.
                 status = "terminated" if isinstance(e.cause, TerminatedError) else "failed"
+                reason = self.terminate_reasons.pop(ref.execution_id, "no reason given")
                 error = (
-                    f"terminated by an operator ({e.cause.message or 'no reason given'}); operations it was running "
-                    "may have been cut short: their instances are marked 'error'; resume, heal or uninstall"
+                    f"terminated by an operator ({reason}); operations it was running may have been cut short: "
+                    "instances left half-way are marked 'error'; resume, heal or uninstall from there"
                     if isinstance(e.cause, TerminatedError)
                     else f"the execution timed out ({e.cause.message})"
                 )
@@ -338,6 +349,16 @@ class DeploymentWorkflow:
         for summary in reversed(self.recent):
             if summary.execution_id == execution:
                 return summary
+        if self.current is not None and self.current.ref.execution_id == execution:
+            # Its end is recorded in the store a moment before here: a resume or rollback asked in between
+            # is queued behind it.
+            return ExecutionSummary(
+                execution_id=execution,
+                workflow=self.current.ref.workflow,
+                status="ending",
+                parameters=dict(self.current.parameters),
+                resume_chain=self.current.chain,
+            )
         raise ApplicationError(
             f"deployment {self.deployment_id} has no finished execution {execution!r} to resume or roll back "
             "(it is still running, or too old)",
@@ -383,6 +404,11 @@ class DeploymentWorkflow:
         raise ApplicationError(
             f"execution {req.execution_id} is neither running nor queued on {self.deployment_id}", type="NotRunning"
         )
+
+    @workflow.signal(name="terminating")
+    def terminating(self, req: TerminateNotice) -> None:
+        """An operator is about to terminate an execution: the reason goes into its record."""
+        self.terminate_reasons[req.execution_id] = req.reason
 
     @workflow.signal(name="close")
     def close(self) -> None:

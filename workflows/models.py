@@ -73,6 +73,11 @@ class CancelRequest(_Model):
     execution_id: str
 
 
+class TerminateNotice(_Model):
+    execution_id: str
+    reason: str
+
+
 # ---------------------------------------------------------------- execution workflow
 
 
@@ -157,6 +162,8 @@ class BatchInput(_Model):
     """Overrides the plan's retry attempts (health checks run once)."""
     only_targets: tuple[str, ...] | None = None
     """Relationship phases: only the relationships reaching these target instances (re-wiring peers)."""
+    rerun: bool = False
+    """Run even what succeeded in the executions this one resumes (health checks: their answer may differ)."""
     repeat: int = 1
     """How many times this execution has run these phases/this operation before, plus one: the second run of an
     operation on an instance in one execution gets task key ``<key>@2`` (events, resume and activity ids stay
@@ -232,6 +239,8 @@ class InstancesQuery(_Model):
 class InstanceInfo(_Model):
     id: str
     node: str
+    index: int = 0
+    """The instance's number (``vm_3`` is 3): the order instances were made in."""
     host_id: str | None
     state: str
     group_instance: str | None = None
@@ -288,6 +297,9 @@ class RollbackInput(_Model):
 
 class RollbackPlan(_Model):
     instance_ids: tuple[str, ...]
+    """Instances the execution created (ledger entries it recorded, or a create it started): to uninstall."""
+    added: tuple[str, ...] = ()
+    """Instances a scale-out added: removed from the deployment once uninstalled."""
 
 
 class ImperativeQuery(_Model):

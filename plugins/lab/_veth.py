@@ -6,8 +6,17 @@ what it already made instead of adding a second interface.
 
 from __future__ import annotations
 
+import hashlib
+
 from tempano.plugins.contract import ConfigurationError
 from tempano.plugins.lab import _system
+
+
+def mac_address(tag: str, side: str) -> str:
+    """A locally administered unicast MAC derived from the tag: a recreated port (heal) keeps its MAC, so the
+    neighbours' ARP caches stay right and traffic resumes at once instead of after the stale entries expire."""
+    digest = hashlib.sha256(f"{tag}/{side}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
 def tagged(namespace: str, tag: str) -> str | None:
@@ -24,11 +33,13 @@ def free_name(namespace: str, stem: str = "eth") -> str:
     return next(f"{stem}{n}" for n in range(len(used) + 1) if f"{stem}{n}" not in used)
 
 
-def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, bridge: str | None) -> str:
+def ensure(
+    host_name: str, namespace: str, inner_name: str | None, *, tag: str, bridge: str | None, mtu: int | None = None
+) -> str:
     """Create or adopt the pair; returns the interface name inside the namespace.
 
-    ``inner_name`` None picks the first free ``ethN``. The host side joins ``bridge`` (if given) and both
-    ends are brought up.
+    ``inner_name`` None picks the first free ``ethN``. Both ends take ``mtu`` (if given), the host side joins
+    ``bridge`` (if given) and both ends are brought up.
     """
     inner = tagged(namespace, tag)
     if inner is None or _system.link(host_name) is None:
@@ -42,8 +53,9 @@ def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, 
                 f"interface {inner} already exists in namespace {namespace} and was not made by {tag}: "
                 "give this port another interface name"
             )
+        peer = ["peer", "name", inner, "address", mac_address(tag, "inner"), "netns", namespace]
         _system.run(
-            ["ip", "link", "add", host_name, "type", "veth", "peer", "name", inner, "netns", namespace],
+            ["ip", "link", "add", host_name, "address", mac_address(tag, "host"), "type", "veth", *peer],
             what=f"creating veth {host_name} <-> {namespace}:{inner}",
         )
         _system.run(
@@ -51,6 +63,12 @@ def ensure(host_name: str, namespace: str, inner_name: str | None, *, tag: str, 
             what=f"tagging {namespace}:{inner}",
         )
         _system.run(["ip", "link", "set", "dev", host_name, "alias", tag], what=f"tagging {host_name}")
+    if mtu is not None:
+        _system.run(["ip", "link", "set", "dev", host_name, "mtu", str(mtu)], what=f"setting the MTU of {host_name}")
+        _system.run(
+            ["ip", "-n", namespace, "link", "set", "dev", inner, "mtu", str(mtu)],
+            what=f"setting the MTU of {namespace}:{inner}",
+        )
     if bridge is not None:
         _system.run(
             ["ip", "link", "set", "dev", host_name, "master", bridge],

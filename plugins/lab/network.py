@@ -1,8 +1,12 @@
 """Networks: a Linux bridge on the host with a subnet and an address pool (IPAM).
 
 Operations: ``lab.network.create``, ``lab.network.delete``, ``lab.network.check``. Properties are the TOSCA
-``tosca.nodes.network.Network`` ones: ``cidr`` (required), ``gateway_ip``, ``start_ip``, ``end_ip``.
-The gateway address is reserved: only a port that asks for it by ``ip_address`` gets it (the router's port).
+``tosca.nodes.network.Network`` ones: ``cidr`` (required), ``gateway_ip``, ``start_ip``, ``end_ip``, plus ``mtu``
+(the bridge's and its ports' MTU, default the kernel's 1500). The gateway address is reserved: only a port that asks
+for it by ``ip_address`` gets it (the router's port).
+
+An underlay that carries tunnels (the sdn plugin's VXLAN adds 50 bytes to each frame) needs an ``mtu`` at least 50
+above the networks it carries, e.g. 1550 for sites at 1500.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from typing import Any
 from tempano.plugins.contract import ConfigurationError, NonRetryableError, OperationContext
 from tempano.plugins.lab import _deployment, _naming, _state, _system
 from tempano.plugins.lab._plugin import plugin
+
+DEFAULT_MTU = 1500
+MIN_MTU, MAX_MTU = 576, 9000
 
 
 def bridge_name(deployment_id: str, instance_id: str) -> str:
@@ -28,6 +35,7 @@ def create_network(ctx: OperationContext) -> dict[str, Any]:
         raise ConfigurationError(
             f"network {ctx.instance.id} has no cidr property: give it a subnet such as 10.10.1.0/24"
         )
+    mtu = _mtu(ctx)
     dep = ctx.deployment_id
     bridge = bridge_name(dep, ctx.instance.id)
     with _state.locked(_state.deployment_lock(dep)):
@@ -49,18 +57,39 @@ def create_network(ctx: OperationContext) -> dict[str, Any]:
                 ["ip", "link", "set", "dev", bridge, "alias", ctx.idempotency_key],
                 what=f"tagging bridge {bridge}",
             )
+        if mtu is not None:
+            # Set explicitly, the bridge keeps this MTU instead of following its smallest port.
+            _system.run(["ip", "link", "set", "dev", bridge, "mtu", str(mtu)], what=f"setting the MTU of {bridge}")
         _system.run(["ip", "link", "set", "dev", bridge, "up"], what=f"bringing bridge {bridge} up")
+    rec = _system.link(bridge) or {}
     attributes: dict[str, Any] = {
         "bridge": bridge,
         "network_name": str(props.get("network_name") or ctx.instance.id),
         "network_id": bridge,
         "cidr": pool.cidr,
         "gateway_ip": pool.gateway,
+        "mtu": int(rec.get("mtu", mtu or DEFAULT_MTU)),
     }
     for name, value in attributes.items():
         ctx.set_attribute(name, value)
-    ctx.log("%s: bridge %s for %s", ctx.instance.id, bridge, pool.cidr)
+    ctx.log("%s: bridge %s for %s, MTU %d", ctx.instance.id, bridge, pool.cidr, attributes["mtu"])
     return attributes
+
+
+def _mtu(ctx: OperationContext) -> int | None:
+    value = ctx.properties.get("mtu")
+    if value in (None, ""):
+        return None
+    try:
+        mtu = int(value)
+    except (TypeError, ValueError):
+        mtu = 0
+    if not MIN_MTU <= mtu <= MAX_MTU:
+        raise ConfigurationError(
+            f"network {ctx.instance.id}: mtu {value!r} is not an MTU; give an integer from {MIN_MTU} to {MAX_MTU} "
+            "(1500 for Ethernet, 1550 or more for an underlay carrying VXLAN)"
+        )
+    return mtu
 
 
 def _opt(value: Any) -> str | None:

@@ -4,7 +4,7 @@ Operations: ``lab.port.create``, ``lab.port.delete``. A port finds its server th
 ``tosca.relationships.network.BindsTo`` relationship and its network through ``...LinksTo``.
 Properties: ``ip_address`` (fixed, else allocated), ``interface`` (name inside the namespace, else ``ethN``),
 ``is_default`` (true: default route via the network's ``gateway_ip``), ``routes`` (list of
-``{destination, via}``).
+``{destination, via}``). Both ends of the veth take the network's MTU (its ``mtu`` attribute).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
             _opt(props.get("interface")),
             tag=ctx.idempotency_key,
             bridge=str(network.attributes["bridge"]),
+            mtu=_opt_int(network.attributes.get("mtu")),
         )
     prefix = pool.network.prefixlen
     _veth.set_address(namespace, inner, f"{address}/{prefix}")
@@ -100,6 +101,10 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
 
 def _opt(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
 
 
 def _add_route(ctx: OperationContext, namespace: str, interface: str, route: Any) -> None:

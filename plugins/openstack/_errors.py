@@ -79,7 +79,10 @@ def translate(exc: BaseException, where: Where, action: str) -> PluginError:
         | requests.Timeout
         | sdk.ResourceTimeout,
     ):
-        return RetryableError(f"{head}; cloud {where.cloud!r} could not be reached in time, the operation will retry")
+        return RetryableError(
+            f"{head}; cloud {where.cloud!r} could not be reached in time: check that it is up and that the auth_url "
+            "of its clouds.yaml entry is reachable from the worker (the operation retries as its policy allows)"
+        )
     if isinstance(exc, sdk.DuplicateResource):
         return ConfigurationError(f"{head}; several resources match that name: give the id instead")
     if isinstance(exc, sdk.HttpException):

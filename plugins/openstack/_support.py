@@ -248,6 +248,15 @@ class Op:
             self.ctx.forget_resource(self.kind, entry.resource_id)
 
 
+def nothing_recorded(ctx: OperationContext) -> bool:
+    """True when the ledger holds nothing of this node instance: a delete then has nothing to do and must not
+    need the cloud (uninstall after a create that never reached it, or a cloud that is gone)."""
+    if ctx.resources():
+        return False
+    ctx.log("%s recorded nothing on its cloud: nothing to delete", ctx.instance.id)
+    return True
+
+
 def op(ctx: OperationContext, kind: str) -> Op:
     """The operation's cloud connection and the description of the resource it acts on."""
     cloud = cloud_name(ctx)

@@ -13,7 +13,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from tempano.plugins.contract import ConfigurationError, NonRetryableError, OperationContext, RetryableError
+from tempano.plugins.contract import (
+    ConfigurationError,
+    NonRetryableError,
+    OperationContext,
+    ResourceNotFound,
+    RetryableError,
+)
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
 from tempano.plugins.openstack._support import (
@@ -23,6 +29,7 @@ from tempano.plugins.openstack._support import (
     find_or_fail,
     ignore_missing_get,
     maybe,
+    nothing_recorded,
     op,
     owns_name,
 )
@@ -296,8 +303,17 @@ def _server_id(o: Op) -> str:
 def _power(ctx: OperationContext, action: str, wanted: str, from_status: str) -> dict[str, Any]:
     o = op(ctx, "server")
     compute = o.compute
+    if action == "stop" and not (o.ctx.attributes.get("id") or o.recorded_id() or o.external_id()):
+        # uninstall or rollback after a create that made no server (quota refusal, bad flavor...)
+        ctx.log("%s has no server: nothing to stop", o.where)
+        return {}
     with o.call("read the state of"):
-        server = compute.get_server(_server_id(o))
+        server = ignore_missing_get(compute.get_server)(_server_id(o))
+    if server is None:
+        if action == "stop":
+            ctx.log("%s is gone already: nothing to stop", o.where)
+            return {}
+        raise ResourceNotFound(f"{o.where} no longer exists on cloud {o.where.cloud!r}: heal or reinstall the node")
     if o.external_id() is None and server.status == from_status:
         with o.call(action):
             getattr(compute, f"{action}_server")(server.id)
@@ -324,6 +340,8 @@ def stop_server(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("server.delete")
 def delete_server(ctx: OperationContext) -> None:
     """Delete the servers (and the NFV flavor) the ledger holds, waiting until they are gone."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "server")
     compute = o.compute
     o.delete_recorded(lambda i: compute.delete_server(i, ignore_missing=True), ignore_missing_get(compute.get_server))
@@ -391,6 +409,8 @@ def create_keypair(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("keypair.delete")
 def delete_keypair(ctx: OperationContext) -> None:
     """Delete the key pair the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "keypair")
     o.delete_recorded(lambda i: o.compute.delete_keypair(i, ignore_missing=True))
 
@@ -418,6 +438,8 @@ def create_server_group(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("server_group.delete")
 def delete_server_group(ctx: OperationContext) -> None:
     """Delete the server group the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "server_group")
     o.delete_recorded(lambda i: o.compute.delete_server_group(i, ignore_missing=True))
 
@@ -463,6 +485,8 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("volume.detach")
 def detach_volume(ctx: OperationContext) -> None:
     """Detach what :func:`attach_volume` recorded and wait until the volume is ``available`` again."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "volume_attachment")
     compute, storage = o.compute, o.block_storage
     for entry in o.ctx.resources("volume_attachment"):

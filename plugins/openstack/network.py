@@ -7,6 +7,7 @@ and adopts what it finds, so a retried create never makes a second object.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,15 @@ from openstack import exceptions as sdk
 from tempano.plugins.contract import ConfigurationError, OperationContext, PluginError
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
-from tempano.plugins.openstack._support import Op, find_or_fail, ignore_missing_get, maybe, op, target_id
+from tempano.plugins.openstack._support import (
+    Op,
+    find_or_fail,
+    ignore_missing_get,
+    maybe,
+    nothing_recorded,
+    op,
+    target_id,
+)
 
 
 def _ensure(o: Op, sdk_name: str, plural: str, attrs: Callable[[], dict[str, Any]]) -> Any:
@@ -90,6 +99,8 @@ def create_network(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("network.delete")
 def delete_network(ctx: OperationContext) -> None:
     """Delete the network the ledger holds (a 409 while its ports go away is retried)."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "network"), "network")
 
 
@@ -144,6 +155,8 @@ def create_subnet(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("subnet.delete")
 def delete_subnet(ctx: OperationContext) -> None:
     """Delete the subnet the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "subnet"), "subnet")
 
 
@@ -198,11 +211,31 @@ def create_security_group(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("security_group.delete")
 def delete_security_group(ctx: OperationContext) -> None:
     """Delete the security group (and so its rules) the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "security_group"), "security_group")
 
 
 # -- ports
 # ------------------------------------------------------------------------------------------------------
+
+
+def _related_subnets_without_ip(ctx: OperationContext, fixed_ips: list[dict[str, str]]) -> list[str]:
+    """Related subnets that no ``fixed_ips`` entry already takes an address from (else the port gets two)."""
+    target_id(ctx, types.SUBNET)  # fails clearly if one is not created yet
+    wanted = []
+    for subnet in ctx.targets(node_type=types.SUBNET):
+        subnet_id, cidr = str(subnet.attributes["id"]), subnet.attributes.get("cidr")
+        network = ipaddress.ip_network(str(cidr), strict=False) if cidr else None
+        if not any(
+            entry.get("subnet_id") == subnet_id
+            or (
+                network is not None and entry.get("ip_address") and ipaddress.ip_address(entry["ip_address"]) in network
+            )
+            for entry in fixed_ips
+        ):
+            wanted.append(subnet_id)
+    return wanted
 
 
 @plugin.operation("port.create")
@@ -223,7 +256,7 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
             if item.get("ip_address"):
                 entry["ip_address"] = str(item["ip_address"])
             fixed_ips.append(entry)
-        fixed_ips += [{"subnet_id": s} for s in target_id(ctx, types.SUBNET)]
+        fixed_ips += [{"subnet_id": s} for s in _related_subnets_without_ip(ctx, fixed_ips)]
         if fixed_ips:
             values["fixed_ips"] = fixed_ips
         groups = [
@@ -264,6 +297,8 @@ def create_port(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("port.delete")
 def delete_port(ctx: OperationContext) -> None:
     """Delete the port the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     _delete(op(ctx, "port"), "port")
 
 
@@ -308,6 +343,8 @@ def create_router(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("router.delete")
 def delete_router(ctx: OperationContext) -> None:
     """Remove the interfaces tempano added, then delete the router the ledger holds."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "router")
     for entry in ctx.resources("router_interface"):
         router_id, _, subnet_id = entry.resource_id.partition("/")
@@ -389,6 +426,8 @@ def create_floating_ip(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("floating_ip.delete")
 def delete_floating_ip(ctx: OperationContext) -> None:
     """Detach the addresses tempano associated, release those it allocated (adopted ones stay allocated)."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "floating_ip")
     network = o.network
     for entry in ctx.resources("floating_ip_association"):

@@ -6,7 +6,15 @@ from typing import Any
 
 from tempano.plugins.contract import ConfigurationError, OperationContext, RetryableError
 from tempano.plugins.openstack._plugin import plugin
-from tempano.plugins.openstack._support import KEY_METADATA, Op, find_or_fail, ignore_missing_get, maybe, op
+from tempano.plugins.openstack._support import (
+    KEY_METADATA,
+    Op,
+    find_or_fail,
+    ignore_missing_get,
+    maybe,
+    nothing_recorded,
+    op,
+)
 from tempano.plugins.openstack.compute import scalar_size
 
 
@@ -72,6 +80,8 @@ def create_volume(ctx: OperationContext) -> dict[str, Any]:
 @plugin.operation("volume.delete")
 def delete_volume(ctx: OperationContext) -> None:
     """Delete the volume the ledger holds, once it is detached (an attached one makes the attempt retry)."""
+    if nothing_recorded(ctx):
+        return
     o = op(ctx, "volume")
     storage = o.block_storage
     get = ignore_missing_get(storage.get_volume)

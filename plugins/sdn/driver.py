@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import enum
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -131,6 +132,8 @@ class SdnDriver(abc.ABC):
     """A WAN backend. Methods are synchronous and idempotent; errors are the contract's PluginError tree."""
 
     name: str
+    logger: logging.Logger = logging.getLogger("tempano.plugins.sdn")
+    """Where the driver says what it decided on its own (the operations hand it the operation's logger)."""
 
     def prepare_site(self, site: SiteSpec, record: Recorder) -> dict[str, Any]:
         """Check (or create) what the site needs on the backend; returns attributes for the site."""

@@ -13,6 +13,15 @@ An L3 link keeps the two networks apart and routes between them instead: no brid
 namespaces; the edge veth takes the link's gateway address on the site network, the VXLAN device
 becomes a point-to-point transit (a /31 of 169.254.0.0/16 derived from the link key), the edge routes
 the other site's subnet over it and forwards. Hosts route the remote subnet via the gateway address.
+
+MTU: VXLAN adds 50 bytes (70 over IPv6) to every frame, and the underlay MTU is that of the edge
+namespace's interface towards the other site (the first hop: the driver cannot see further). An L2 link
+is one Ethernet segment, which cannot fragment and sends no "too big" errors, so a frame larger than the
+tunnel is dropped without a trace; the driver therefore gives the tunnel and its veths the site
+networks' MTU, and refuses the link with a sentence when the underlay cannot carry that plus the
+overhead (or the two site networks' MTUs differ). An L3 link is routed, so the edges can tell hosts to
+send smaller packets (ICMP fragmentation-needed, path MTU discovery): there the transit takes what the
+underlay can carry, and the driver logs a line when that is less than the site networks' MTU.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from tempano.plugins.sdn.driver import (
 
 TUNNEL_KIND = "sdn.linux.tunnel"
 VXLAN_PORT = 4789
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+"""Bytes VXLAN adds to an Ethernet frame: outer IP + UDP + VXLAN headers + the inner Ethernet header."""
 IP_TIMEOUT_S = 15.0
 NAME_PREFIX = "tw"
 """Every interface the driver makes starts with this (tempano WAN), which is how :meth:`list` finds them."""
@@ -114,6 +125,18 @@ class TunnelEnd:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+@dataclass(frozen=True)
+class MtuPlan:
+    """The MTUs a link's devices take, from what the site bridges and the underlay allow."""
+
+    tunnel: int
+    """The VXLAN device at both ends."""
+    veth: tuple[int, int]
+    """The veth pair of side a and of side b (the site network's MTU)."""
+    clamped: str = ""
+    """L3: a sentence when the transit carries less than the site networks do."""
+
+
 class LinuxVxlanDriver(SdnDriver):
     """VXLAN between edge namespaces on this host (the lab VIM's WAN)."""
 
@@ -152,9 +175,15 @@ class LinuxVxlanDriver(SdnDriver):
     def connect(self, link: LinkSpec, record: Recorder) -> dict[str, Any]:
         ends = self._tunnel_ends(link)
         for side, end in zip("ab", ends, strict=True):
-            self._ensure_end(link, side, end, record)
+            self._require_end(link, side, end)
+        mtu = self._plan_mtu(link, ends)  # refuses before anything is made
+        if mtu.clamped:
+            self.logger.warning("%s", mtu.clamped)
+        for end, veth_mtu in zip(ends, mtu.veth, strict=True):
+            self._ensure_end(end, mtu.tunnel, veth_mtu, record)
         return {
             "vni": ends[0].vni,
+            "mtu": mtu.tunnel,
             "tunnel_interfaces": {side: f"{e.namespace}/{e.vxlan}" for side, e in zip("ab", ends, strict=True)},
         }
 
@@ -163,10 +192,8 @@ class LinuxVxlanDriver(SdnDriver):
         if namespace_exists(end.namespace):
             # Deleting the edge veth removes its host-side peer too; the bridge goes last.
             for dev in (end.vxlan, end.edge_veth, end.bridge):
-                if link_info(dev, end.namespace) is not None:
-                    ip(["link", "del", "dev", dev], namespace=end.namespace)
-        if link_info(end.host_veth) is not None:
-            ip(["link", "del", "dev", end.host_veth])
+                _delete_device(dev, end.namespace)
+        _delete_device(end.host_veth)
 
     def status(self, link: LinkSpec) -> LinkStatus:
         problems: list[str] = []
@@ -176,8 +203,17 @@ class LinuxVxlanDriver(SdnDriver):
             found, end_problems = self._inspect_end(link, end)
             present += found
             problems.extend(end_problems)
+        mtu: MtuPlan | None = None
         if not problems:
-            return LinkStatus(LinkState.UP, details={"vni": ends[0].vni})
+            try:
+                mtu = self._plan_mtu(link, ends)
+            except ConfigurationError as exc:  # the underlay or a site network changed since create
+                problems.append(exc.message)
+        if mtu is not None:
+            problems.extend(self._mtu_problems(link, ends, mtu))
+        if not problems:
+            assert mtu is not None
+            return LinkStatus(LinkState.UP, details={"vni": ends[0].vni, "mtu": mtu.tunnel})
         return LinkStatus(LinkState.ABSENT if present == 0 else LinkState.BROKEN, tuple(problems))
 
     def list_links(self) -> list[str]:
@@ -269,7 +305,8 @@ class LinuxVxlanDriver(SdnDriver):
             for side, other in (("a", "b"), ("b", "a"))
         }
 
-    def _ensure_end(self, link: LinkSpec, side: str, end: TunnelEnd, record: Recorder) -> None:
+    @staticmethod
+    def _require_end(link: LinkSpec, side: str, end: TunnelEnd) -> None:
         ns = end.namespace
         if not namespace_exists(ns):
             raise ConfigurationError(
@@ -282,6 +319,43 @@ class LinuxVxlanDriver(SdnDriver):
                 f"{getattr(link, side).site.name!r} does not exist in the host namespace; "
                 "the link's endpoint network must be created first"
             )
+
+    def _plan_mtu(self, link: LinkSpec, ends: tuple[TunnelEnd, TunnelEnd]) -> MtuPlan:
+        """The tunnel and veth MTUs; raises :class:`ConfigurationError` when an L2 link would drop frames."""
+        site = tuple(_mtu(link_info(end.site_bridge)) for end in ends)
+        carries = tuple(_underlay_mtu(link, end) - _overhead(end.local) for end in ends)
+        tunnel = min(carries)
+        narrow = ends[carries.index(tunnel)]
+        underlay = f"the underlay from edge namespace {narrow.namespace!r} to {narrow.remote}"
+        overhead = _overhead(narrow.local)
+        if link.service_type == "L3":
+            clamped = ""
+            if tunnel < max(site):
+                clamped = (
+                    f"link {link.name!r}: {underlay} has MTU {tunnel + overhead}, which leaves {tunnel} bytes after "
+                    f"VXLAN's {overhead}, less than the site networks' {max(site)}; the routed transit uses MTU "
+                    f"{tunnel} and the edge routers ask senders of larger packets to shrink them (ICMP "
+                    f"fragmentation-needed). Raise the underlay MTU to {max(site) + overhead} to avoid this"
+                )
+            return MtuPlan(tunnel, (site[0], site[1]), clamped)
+        if site[0] != site[1]:
+            raise ConfigurationError(
+                f"link {link.name!r} would join network bridges {ends[0].site_bridge!r} (MTU {site[0]}) and "
+                f"{ends[1].site_bridge!r} (MTU {site[1]}) into one L2 segment; frames larger than {min(site)} "
+                "bytes would be dropped on the way to the smaller one. Give both networks the same MTU"
+            )
+        if tunnel < site[0]:
+            raise ConfigurationError(
+                f"link {link.name!r}: {underlay} has MTU {tunnel + overhead}, which leaves {tunnel} bytes after "
+                f"VXLAN's {overhead}, but the site networks use {site[0]}; an L2 link cannot fragment, so "
+                f"full-size frames would be dropped without a trace. Raise the underlay MTU to at least "
+                f"{site[0] + overhead} (the lab Network's mtu property), lower both site networks' MTU to "
+                f"{tunnel}, or use service_type L3"
+            )
+        return MtuPlan(site[0], (site[0], site[1]))
+
+    def _ensure_end(self, end: TunnelEnd, tunnel_mtu: int, veth_mtu: int, record: Recorder) -> None:
+        ns = end.namespace
         if not end.routed and link_info(end.bridge, ns) is None:
             ip(["link", "add", end.bridge, "type", "bridge"], namespace=ns)
         record(TUNNEL_KIND, f"{ns}/{end.vxlan}", {"driver": "linux", **end.as_data()})
@@ -314,6 +388,10 @@ class LinuxVxlanDriver(SdnDriver):
             if link_info(end.host_veth) is not None:
                 ip(["link", "del", "dev", end.host_veth])  # orphan host end of a half-made pair
             ip(["link", "add", end.host_veth, "type", "veth", "peer", "name", end.edge_veth, "netns", ns])
+        # Set on every run: an adopted device may carry the kernel's default (1450 for VXLAN).
+        ip(["link", "set", "dev", end.vxlan, "mtu", str(tunnel_mtu)], namespace=ns)
+        ip(["link", "set", "dev", end.edge_veth, "mtu", str(veth_mtu)], namespace=ns)
+        ip(["link", "set", "dev", end.host_veth, "mtu", str(veth_mtu)])
         if end.routed:
             self._ensure_routing(end)
         else:
@@ -355,6 +433,21 @@ class LinuxVxlanDriver(SdnDriver):
         return problems
 
     @staticmethod
+    def _mtu_problems(link: LinkSpec, ends: tuple[TunnelEnd, TunnelEnd], mtu: MtuPlan) -> list[str]:
+        problems: list[str] = []
+        for end, veth_mtu in zip(ends, mtu.veth, strict=True):
+            for dev, ns, want in (
+                (end.vxlan, end.namespace, mtu.tunnel),
+                (end.edge_veth, end.namespace, veth_mtu),
+                (end.host_veth, None, veth_mtu),
+            ):
+                have = _mtu(link_info(dev, ns))
+                if have != want:
+                    where = f"in edge namespace {ns!r}" if ns else "in the host namespace"
+                    problems.append(f"link {link.name!r}: {where}, interface {dev} has MTU {have}, not {want}")
+        return problems
+
+    @staticmethod
     def _vxlan_matches(info: Mapping[str, Any], end: TunnelEnd) -> bool:
         data = info.get("linkinfo", {}).get("info_data", {})
         return bool(data.get("id") == end.vni and data.get("local") == end.local and data.get("remote") == end.remote)
@@ -393,6 +486,41 @@ class LinuxVxlanDriver(SdnDriver):
                     f"link {link.name!r}: host-side veth {end.host_veth} is not in site bridge {end.site_bridge}"
                 )
         return found, problems
+
+
+def _delete_device(name: str, namespace: str | None = None) -> None:
+    """Delete a device if it exists; one that vanishes meanwhile (a veth whose peer's namespace is being
+    torn down by the kernel) counts as deleted."""
+    if link_info(name, namespace) is None:
+        return
+    proc = ip(["link", "del", "dev", name], namespace=namespace, check=False)
+    if proc.returncode != 0 and link_info(name, namespace) is not None:
+        where = f"namespace {namespace!r}" if namespace else "the host namespace"
+        raise IpCommandFailed(f"`ip link del dev {name}` failed in {where}: {proc.stderr.strip()}")
+
+
+def _mtu(info: Mapping[str, Any] | None) -> int:
+    return int((info or {}).get("mtu", 0))
+
+
+def _overhead(address: str) -> int:
+    return VXLAN_OVERHEAD[ipaddress.ip_address(address).version]
+
+
+def _underlay_mtu(link: LinkSpec, end: TunnelEnd) -> int:
+    """The MTU towards the other site: the edge's outgoing interface, or the route's own mtu when lower."""
+    proc = ip(["-j", "route", "get", end.remote], namespace=end.namespace, check=False)
+    routes: list[dict[str, Any]] = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    if not routes or not routes[0].get("dev"):
+        raise ConfigurationError(
+            f"link {link.name!r}: edge namespace {end.namespace!r} has no route to the other site's underlay "
+            f"address {end.remote}; connect both edge namespaces to the underlay network"
+        )
+    mtu = _mtu(link_info(str(routes[0]["dev"]), end.namespace))
+    for metric in routes[0].get("metrics", []):
+        if isinstance(metric, dict) and "mtu" in metric:
+            mtu = min(mtu, int(metric["mtu"]))
+    return mtu
 
 
 def _factory(site: SiteSpec, credentials: Credentials | None) -> SdnDriver:

@@ -78,6 +78,7 @@ def credentials(ctx: OperationContext, site: SiteSpec) -> Credentials | None:
 @contextmanager
 def driver_for(ctx: OperationContext, site: SiteSpec) -> Iterator[SdnDriver]:
     driver = make_driver(site, credentials(ctx, site))
+    driver.logger = ctx.logger
     try:
         yield driver
     finally:

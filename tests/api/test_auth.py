@@ -36,6 +36,7 @@ TABLE: list[tuple[str, str, dict[str, object], str]] = [
     ("GET", "/api/v1/executions/nope:1", {}, "viewer"),
     ("GET", "/api/v1/executions/nope:1/events", {}, "viewer"),
     ("GET", "/api/v1/executions/nope:1/events/stream", {}, "viewer"),
+    ("GET", "/api/v1/executions/nope:1/progress", {}, "viewer"),
     ("GET", "/api/v1/workflows", {}, "viewer"),
     ("GET", "/api/v1/whoami", {}, "viewer"),
     ("GET", "/metrics", {}, "viewer"),
@@ -46,6 +47,7 @@ TABLE: list[tuple[str, str, dict[str, object], str]] = [
     ("POST", "/api/v1/executions/nope:1/cancel", {}, "operator"),
     ("POST", "/api/v1/executions/nope:1/resume", {}, "operator"),
     ("POST", "/api/v1/executions/nope:1/rollback", {}, "operator"),
+    ("POST", "/api/v1/executions/nope:1/terminate", {}, "admin"),
     ("PUT", "/api/v1/blueprints/authz", {"content": TINY, "headers": YAML}, "admin"),
     ("DELETE", "/api/v1/blueprints/authz", {}, "admin"),
     ("PUT", "/api/v1/secrets/authz", {"json": {"value": "v"}}, "admin"),
@@ -116,6 +118,9 @@ async def test_unknown_and_revoked_tokens_are_refused(api: Api) -> None:
         assert (await c.get("/api/v1/whoami")).json()["role"] == "operator"
         assert (await api.admin.delete(f"/api/v1/tokens/{created['id']}")).status_code == 204
         assert (await c.get("/api/v1/whoami")).status_code == 401
+    me = (await api.admin.get("/api/v1/whoami")).json()["token_id"]
+    r = await api.admin.delete(f"/api/v1/tokens/{me}")
+    assert r.status_code == 409 and "itself" in r.json()["detail"]
     assert_bad_role = await api.admin.post("/api/v1/tokens", json={"name": "x", "role": "root"})
     assert assert_bad_role.status_code == 422
 

@@ -158,3 +158,42 @@ def test_bare_profile_imports_without_the_files_use_the_bundled_profile(tmp_path
     )
     plan = compile(load(path), has_operation=None)
     assert plan.nodes["fw"].implemented_by == "tempano.nodes.openstack.Server"
+
+
+UNIMPORTED = """\
+tosca_definitions_version: tosca_simple_yaml_1_2
+topology_template:
+  node_templates:
+    db:
+      type: tosca.nodes.nfv.Vdu.Compute
+      properties:
+        name: db
+        vdu_profile: { min_number_of_instances: 1, max_number_of_instances: 1 }
+        sw_image_data: { name: db-1.0, disk_format: qcow2 }
+"""
+TRUNK = """\
+    trunk:
+      type: tosca.nodes.nfv.VduSubportCp
+"""
+
+
+def test_sol001_types_used_without_importing_them_are_refused_with_what_to_import(tmp_path: Path) -> None:
+    path = tmp_path / "vnfd.yaml"
+    path.write_text(UNIMPORTED + TRUNK)
+    with pytest.raises(BlueprintError) as caught:
+        load(path)
+    db, trunk = caught.value.errors
+    assert (db.line, db.entity) == (5, "db")
+    assert db.message == (
+        "type 'tosca.nodes.nfv.Vdu.Compute' is an ETSI SOL001 (NFV) type, which the blueprint does not import: "
+        "import its definitions, e.g. `imports: [etsi_nfv_sol001_vnfd_types.yaml]` (tempano answers that import "
+        "with its own copy)"
+    )
+    assert (trunk.line, trunk.entity) == (11, "trunk")
+    assert trunk.message.endswith("import a file that defines it (tempano's own SOL001 subset does not)")
+    # Following the advice is enough.
+    path.write_text(
+        UNIMPORTED.replace("topology_template:", "imports: [etsi_nfv_sol001_vnfd_types.yaml]\ntopology_template:")
+    )
+    db_node = compile(load(path), has_operation=None).nodes["db"]
+    assert "tosca.nodes.nfv.Vdu.Compute" in (db_node.nfv_type, db_node.type)

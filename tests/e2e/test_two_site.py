@@ -129,6 +129,25 @@ async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempan
     assert eventually(service.allowed_passes), "client at site A cannot reach the server at site B on port 80"
     assert tcp_greeting(service.client_ns, service.server, 8080) is None, "port 8080 must be dropped"
     assert tcp_greeting(service.firewall_ns, service.server, 8080) == "tempano two-site service"
+    # Full-size frames cross the stretched network unfragmented: the underlay (MTU 1550) has room for VXLAN.
+    assert service.link.attributes["mtu"] == 1500
+    full = sh(
+        "ip",
+        "netns",
+        "exec",
+        service.firewall_ns,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1472",
+        service.server,
+    )
+    assert full.returncode == 0, full.stdout + full.stderr
 
     # The WAN link carries it all: without the link nothing crosses, with it again traffic passes.
     removed = await tempano.run(

@@ -46,6 +46,8 @@ class Fault:
     """Fail the first N attempts (None: every attempt)."""
     retryable: bool = False
     message: str = "injected failure"
+    give_up_at: int | None = None
+    """From this attempt on, the failure is not retryable."""
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Recorder:
                 for c in self.calls
                 if (operation is None or c.operation == operation) and (instance is None or c.instance == instance)
             ]
+
+    def fail(self, instance: str, operation: str, **fault: Any) -> None:
+        """Makes ``operation`` fail on ``instance`` (see :class:`Fault` for the keywords)."""
+        self.faults[(instance, operation)] = Fault(**fault)
 
     def block(self, instance: str, operation: str) -> threading.Event:
         release = threading.Event()
@@ -127,7 +133,7 @@ def make_plugin(rec: Recorder) -> Plugin:
                     raise NonRetryableError(f"{ctx.instance.id} {ctx.operation} cancelled")
         fault = rec.faults.get(key)
         if fault is not None and (fault.times is None or ctx.attempt <= fault.times):
-            if fault.retryable:
+            if fault.retryable and (fault.give_up_at is None or ctx.attempt < fault.give_up_at):
                 raise RetryableError(fault.message)
             raise NonRetryableError(fault.message)
 
@@ -140,6 +146,7 @@ def make_plugin(rec: Recorder) -> Plugin:
             if not existing:
                 rec.vim[rid] = ctx.idempotency_key
                 rec.created[ctx.idempotency_key] += 1
+                rec.unhealthy.discard(ctx.instance.id)  # a new resource is a healthy one
         ctx.record_resource("thing", rid)
         ctx.set_attribute("resource_id", rid)
         return {"resource_id": rid}
@@ -166,6 +173,14 @@ def make_plugin(rec: Recorder) -> Plugin:
         enter(ctx)
         if rec.heal_fixes:
             rec.unhealthy.discard(ctx.instance.id)
+
+    @plugin.operation("frozen")
+    def frozen(ctx: OperationContext) -> None:
+        """Stands for a worker that froze: no heartbeat reaches Temporal any more."""
+        enter(ctx)
+        ctx.heartbeat = lambda details=None: None  # type: ignore[method-assign]
+        while not rec.closing.wait(0.2):
+            pass
 
     @plugin.operation("upgrade")
     def upgrade(ctx: OperationContext) -> Mapping[str, Any]:
@@ -198,15 +213,25 @@ async def engine(settings: Settings, client: Client, store: Store, rec: Recorder
 
 
 @pytest.fixture
-def deploy(engine: Tempano) -> Callable[[str], Awaitable[None]]:
-    """Uploads the flows blueprint (once) and creates and installs a deployment of it."""
+def create(engine: Tempano) -> Callable[[str], Awaitable[None]]:
+    """Uploads the flows blueprint (once) and creates a deployment of it."""
 
-    async def install(deployment: str) -> None:
+    async def create(deployment: str) -> None:
         try:
             engine.store.get_blueprint("flows")
         except LookupError:
             engine.upload_blueprint("flows", FLOWS)
         await engine.create_deployment(deployment, "flows")
+
+    return create
+
+
+@pytest.fixture
+def deploy(engine: Tempano, create: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """Creates and installs a deployment of the flows blueprint."""
+
+    async def install(deployment: str) -> None:
+        await create(deployment)
         execution = await engine.run(deployment, "install", timeout=120)
         assert execution.status == "succeeded", execution.error
 

@@ -86,3 +86,19 @@ async def test_reinstall_of_subgraph_rewires_peers(engine: Tempano, deploy: Depl
     }
     assert {i.state for i in engine.store.node_instances("heal-re")} == {"started"}
     leftovers(engine, rec, "heal-re")
+
+
+async def test_heal_operation_that_does_not_help_falls_back_to_reinstall(
+    engine: Tempano, deploy: Deploy, rec: Any
+) -> None:
+    await deploy("heal-fb")
+    rec.heal_fixes = False
+    rec.unhealthy.add("app_1")
+    execution = await engine.run("heal-fb", "heal", {"node_instance_id": "app_1"}, timeout=120)
+    assert execution.status == "succeeded", execution.error
+    assert (await result_of(engine, execution.id))["reinstalled"] == ["app_1"]
+    ran = ops(rec, execution.id)
+    assert [c[1] for c in ran if c[1] in {"check", "heal"}] == ["check", "check", "heal"]
+    assert ("app_1", "delete", None) in ran and ("app_1", "create", None) in ran
+    assert {c[0] for c in ran} == {"app_1"}
+    leftovers(engine, rec, "heal-fb")

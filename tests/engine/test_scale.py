@@ -113,3 +113,35 @@ async def test_scale_group_out_and_in(engine: Tempano, deploy: Deploy, rec: Any)
     member = await engine.run("sc-grp", "scale", {"node": "fw", "delta": 1}, timeout=60)
     assert member.status == "failed"
     assert "node 'fw' is in scaling group 'unit': scale the group instead" in (member.error or "")
+
+
+async def test_failed_scale_out_resumes_without_adding_again_or_rolls_back(
+    engine: Tempano, deploy: Deploy, rec: Any
+) -> None:
+    await deploy("sc-fail")
+    rec.fail("vm_3", "configure", message="no address left in the pool")
+    failed = await engine.run("sc-fail", "scale", {"node": "vm", "delta": 1}, timeout=120)
+    assert failed.status == "failed"
+    assert "vm_3 (node vm) Standard.configure failed on attempt 1/5: no address left in the pool" in (
+        failed.error or ""
+    )
+    rec.faults.clear()
+    ref = await engine.start_execution("sc-fail", "scale", resume_of=failed.id)
+    resumed = await engine.wait_execution(ref.execution_id, timeout=120)
+    assert resumed.status == "succeeded", resumed.error
+    # The resumed scale-out completes vm_3 (and app_3) instead of adding another vm.
+    assert {i for i in live(engine, "sc-fail") if i.startswith("vm_")} == {"vm_1", "vm_2", "vm_3"}
+    assert ("vm_3", "configure", None) in ops(rec, ref.execution_id)
+    assert ("vm_3", "create", None) not in ops(rec, ref.execution_id)
+    assert ("lb_1", "add_target", "vm_3") in ops(rec, ref.execution_id)
+    nothing_left_but_live(engine, rec, "sc-fail")
+
+    # A failed scale-out rolled back: what it added is uninstalled and removed.
+    rec.fail("app_4", "start", message="no licence")
+    again = await engine.run("sc-fail", "scale", {"node": "vm", "delta": 1}, timeout=120)
+    assert again.status == "failed"
+    rollback_ref = await engine.start_execution("sc-fail", "rollback", rollback_of=again.id)
+    rollback = await engine.wait_execution(rollback_ref.execution_id, timeout=120)
+    assert rollback.status == "succeeded", rollback.error
+    assert "vm_4" not in live(engine, "sc-fail") and "app_4" not in live(engine, "sc-fail")
+    nothing_left_but_live(engine, rec, "sc-fail")

@@ -274,11 +274,11 @@ class Compute:
                 fate = "BUILD"
             elif faults.servers_to_error > 0:
                 faults.servers_to_error -= 1
-                fate, fault = (
-                    "ERROR",
-                    fault or "Exceeded maximum number of retries. Exhausted all hosts available ",
+                fate = "ERROR"
+                fault = fault or (
+                    "Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures "
+                    f"for instance {server_id}."
                 )
-                "for retrying build failures for instance " + server_id + "."
             elif fault:
                 fate = "ERROR"
             link = f"{self.base_url}{PREFIX}/servers/{server_id}"

@@ -131,6 +131,15 @@ class OpenStackEmulator:
         """Resources of ``kind`` whose attributes equal ``attrs``."""
         return [item for item in self.snapshot()[kind] if all(item.get(k) == v for k, v in attrs.items())]
 
+    def fail_server(self, server_id: str, message: str = "Emulated failure of the server's host") -> None:
+        """Put an existing server in ERROR with ``message`` as its fault, as Nova does when its host dies."""
+        with self.state.lock:
+            server = self.state.get("server", server_id)
+            if server is None:
+                raise KeyError(f"no server {server_id} on emulated cloud {self.name!r}")
+            server.update(status="ERROR", fault={"code": 500, "created": now(), "message": message})
+            server.update({"OS-EXT-STS:vm_state": "error", "OS-EXT-STS:power_state": 0, "OS-EXT-STS:task_state": None})
+
     def seed_image(self, name: str, **attrs: Any) -> dict[str, Any]:
         return self.storage.add_image(name, **attrs)
 

@@ -37,8 +37,8 @@ def configure(lab: LabDeployment, node: str, host: InstanceView, playbook: str, 
     plugin.operations["playbook.run"](ctx)
 
 
-def output(blueprint: dict[str, Any], name: str, nodes: dict[str, InstanceView]) -> str:
-    """Evaluate one of the blueprint's outputs (strings, get_attribute and concat) against the instances."""
+def output(blueprint: dict[str, Any], name: str, nodes: dict[str, InstanceView], inputs: dict[str, Any]) -> str:
+    """Evaluate one of the blueprint's outputs (strings, get_input, get_attribute, concat and join)."""
 
     def value(expr: Any) -> str:
         if isinstance(expr, dict) and "get_attribute" in expr:
@@ -46,6 +46,9 @@ def output(blueprint: dict[str, Any], name: str, nodes: dict[str, InstanceView])
             return str(nodes[node].attributes[attribute])
         if isinstance(expr, dict) and "concat" in expr:
             return "".join(value(part) for part in expr["concat"])
+        if isinstance(expr, dict) and "join" in expr:
+            parts, delimiter = expr["join"]
+            return str(delimiter).join(str(p) for p in inputs[parts["get_input"]])
         return str(expr)
 
     return value(blueprint["topology_template"]["outputs"][name]["value"])
@@ -100,7 +103,7 @@ def test_vfw_chain_passes_allowed_and_drops_denied_traffic(lab: LabDeployment) -
 
     nodes = {"client": client, "server_port": server_port}
     check = subprocess.run(
-        ["bash", "-c", output(blueprint, "check_command", nodes)],
+        ["bash", "-c", output(blueprint, "check_command", nodes, inputs)],
         capture_output=True,
         text=True,
         timeout=30,

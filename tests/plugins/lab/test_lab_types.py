@@ -15,7 +15,7 @@ from tempano.plugins.lab import plugin as lab_plugin
 from tempano.plugins.registry import PluginRegistry
 
 BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
-TYPES = [BLUEPRINTS / "types" / name for name in ("core.yaml", "lab.yaml", "ansible.yaml")]
+TYPES = [BLUEPRINTS / "types" / name for name in ("core.yaml", "lab.yaml", "ansible.yaml", "scaling.yaml")]
 VFW = BLUEPRINTS / "examples" / "vfw" / "vfw.yaml"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tempano.plugins.contract import InstanceView, NonRetryableError
-from tempano.plugins.lab import _naming, _veth, leftovers
+from tempano.plugins.contract import ConfigurationError, InstanceView, NonRetryableError
+from tempano.plugins.lab import _naming, _system, _veth, leftovers
 from tempano.plugins.lab._system import pid_alive
 from tempano.plugins.lab.testing import LabDeployment
 
@@ -41,6 +41,32 @@ def test_two_servers_on_one_network_ping_each_other(lab: LabDeployment) -> None:
     done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-W", "2", "10.71.0.50")
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(pb.attributes["host_interface"]) <= 15
+
+
+def test_network_mtu_reaches_the_bridge_and_both_ends_of_each_port(lab: LabDeployment) -> None:
+    net = lab.network("underlay", "10.76.0.0/24", mtu=1550)
+    a, b = lab.server("a"), lab.server("b")
+    pa = lab.port("a_port", a, net)
+    lab.port("b_port", b, net, ip_address="10.76.0.50")
+
+    assert net.attributes["mtu"] == 1550
+    assert _system_mtu(net.attributes["bridge"]) == 1550
+    assert _system_mtu(pa.attributes["host_interface"]) == 1550
+    assert _system_mtu(pa.attributes["interface"], pa.attributes["namespace"]) == 1550
+    # 1522 bytes of payload + 28 of headers = a 1550-byte packet, unfragmented
+    done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1522", "10.76.0.50")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_network_mtu_out_of_range_is_refused_with_a_sentence(lab: LabDeployment) -> None:
+    with pytest.raises(ConfigurationError, match=r"mtu 40 is not an MTU; give an integer from 576 to 9000"):
+        lab.network("tiny", "10.76.1.0/24", mtu=40)
+
+
+def _system_mtu(name: str, namespace: str | None = None) -> int:
+    rec = _system.link(name, namespace=namespace)
+    assert rec is not None, f"no interface {name}"
+    return int(rec["mtu"])
 
 
 def test_host_reaches_sshd_on_the_management_address_with_the_generated_key(lab: LabDeployment) -> None:

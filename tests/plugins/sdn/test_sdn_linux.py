@@ -5,16 +5,19 @@ Topology built by the fixture (all names start with ``tpsdn`` and a random tag):
     host ns:   underlay bridge U ── veth ── edge ns A (10.77.0.1)    site bridge A ── veth ── server ns A
                                 └── veth ── edge ns B (10.77.0.2)    site bridge B ── veth ── server ns B
 
-The SDN plugin stitches site bridge A to site bridge B through the edge namespaces.
+The SDN plugin stitches site bridge A to site bridge B through the edge namespaces. The underlay runs at
+MTU 1550 (room for VXLAN's 50 bytes around a 1500-byte frame) unless a test narrows it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SERVER_A, SERVER_B = "192.168.77.1", "192.168.77.2"
+UNDERLAY_MTU = 1550
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,11 +81,12 @@ def lab() -> Iterator[Lab]:
     lab = Lab(tag, f"{p}-ea", f"{p}-eb", f"{p}-sa", f"{p}-sb", f"{p}a", f"{p}b", f"{p}u")
     try:
         sh("ip", "link", "add", lab.underlay, "type", "bridge")
-        sh("ip", "link", "set", lab.underlay, "up")
+        sh("ip", "link", "set", lab.underlay, "mtu", str(UNDERLAY_MTU), "up")
         for side, edge, addr in (("a", lab.edge_a, "10.77.0.1/24"), ("b", lab.edge_b, "10.77.0.2/24")):
             sh("ip", "netns", "add", edge)
             sh("ip", "link", "add", f"{p}u{side}", "type", "veth", "peer", "name", "uplink", "netns", edge)
-            sh("ip", "link", "set", f"{p}u{side}", "master", lab.underlay, "up")
+            sh("ip", "link", "set", f"{p}u{side}", "mtu", str(UNDERLAY_MTU), "master", lab.underlay, "up")
+            sh("ip", "-n", edge, "link", "set", "uplink", "mtu", str(UNDERLAY_MTU))
             sh("ip", "-n", edge, "addr", "add", addr, "dev", "uplink")
             sh("ip", "-n", edge, "link", "set", "uplink", "up")
             sh("ip", "-n", edge, "link", "set", "lo", "up")
@@ -345,3 +350,175 @@ def test_l3_over_overlapping_subnets_is_refused(lab: Lab, world: Any) -> None:
     )
     with pytest.raises(ConfigurationError, match=re.escape(f"subnets {NET_A} and {NET_A} overlap")):
         run(world.link_ctx("create"), "link.create")
+
+
+# -- MTU: full-size frames cross, or the driver says why not -----------------------------------------
+
+RECEIVER = """
+import socket, sys
+with socket.create_server((sys.argv[1], int(sys.argv[2]))) as server:
+    print("ready", flush=True)
+    server.settimeout(20)
+    conn, _ = server.accept()
+    conn.settimeout(10)
+    total = 0
+    try:
+        while chunk := conn.recv(65536):
+            total += len(chunk)
+    except TimeoutError:
+        pass
+    print(total, flush=True)
+"""
+
+SENDER = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as conn:
+    conn.sendall(b"x" * int(sys.argv[3]))
+    conn.shutdown(socket.SHUT_WR)
+"""
+
+MEGABYTE = 1 << 20
+
+
+def tcp_transfer(sender_ns: str, receiver_ns: str, address: str, size: int = MEGABYTE) -> int:
+    """Bytes that arrive when ``sender_ns`` sends ``size`` bytes over TCP to ``address`` in ``receiver_ns``."""
+    receiver = subprocess.Popen(
+        ["ip", "netns", "exec", receiver_ns, sys.executable, "-c", RECEIVER, address, "5201"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None
+        assert receiver.stdout.readline().strip() == "ready"
+        sh("ip", "netns", "exec", sender_ns, sys.executable, "-c", SENDER, address, "5201", str(size), check=False)
+        out, _ = receiver.communicate(timeout=30)
+        return int(out.strip() or 0)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+
+
+def ping_unfragmented(namespace: str, address: str, payload: int) -> subprocess.CompletedProcess[str]:
+    """One ping whose packet is ``payload`` + 28 bytes, with Don't Fragment set (``-M do``)."""
+    return sh(
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        str(payload),
+        address,
+        check=False,
+    )
+
+
+def mtu_of(device: str, namespace: str | None = None) -> int:
+    out = sh("ip", *(["-n", namespace] if namespace else []), "-j", "link", "show", "dev", device).stdout
+    return int(json.loads(out)[0]["mtu"])
+
+
+def narrow_underlay(lab: Lab, mtu: int = 1500) -> None:
+    """What an underlay tempano does not control may look like: no room for VXLAN's overhead."""
+    for edge in (lab.edge_a, lab.edge_b):
+        sh("ip", "-n", edge, "link", "set", "uplink", "mtu", str(mtu))
+
+
+def test_full_size_frames_and_a_megabyte_of_tcp_cross_an_l2_link(lab: Lab, world: Any) -> None:
+    outputs = install(world)
+    assert lab.pings_eventually()
+
+    assert outputs["mtu"] == 1500
+    vxlan = world.link_resources()[0].data["vxlan"]
+    assert mtu_of(vxlan, lab.edge_a) == mtu_of(vxlan, lab.edge_b) == 1500
+    full = ping_unfragmented(lab.server_a, SERVER_B, 1472)  # 1500-byte IP packet in a 1514-byte frame
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert tcp_transfer(lab.server_a, lab.server_b, SERVER_B) == MEGABYTE
+    assert run(world.link_ctx("check"), "link.check") == {"healthy": True, "vni": 4242, "mtu": 1500}
+    run(world.link_ctx("delete"), "link.delete")
+
+
+def test_l2_link_over_an_underlay_without_room_for_vxlan_is_refused_with_a_sentence(lab: Lab, world: Any) -> None:
+    narrow_underlay(lab)
+    for site in ("central", "regional"):
+        run(world.site_ctx(site, "create"), "site.create")
+
+    with pytest.raises(ConfigurationError) as refused:
+        run(world.link_ctx("create"), "link.create")
+
+    assert not refused.value.retryable
+    assert (
+        f"the underlay from edge namespace {lab.edge_a!r} to 10.77.0.2 has MTU 1500, which leaves 1450 bytes after "
+        "VXLAN's 50, but the site networks use 1500" in refused.value.message
+    )
+    assert "Raise the underlay MTU to at least 1550" in refused.value.message
+    assert tunnel_devices(lab, world) == []
+    assert world.link_resources() == []
+
+
+def test_l2_check_names_a_tunnel_mtu_changed_behind_its_back_and_create_restores_it(lab: Lab, world: Any) -> None:
+    install(world)
+    vxlan = world.link_resources()[0].data["vxlan"]
+    sh("ip", "-n", lab.edge_b, "link", "set", "dev", vxlan, "mtu", "1450")  # the kernel's default for VXLAN
+
+    with pytest.raises(LinkBroken, match=f"interface {vxlan} has MTU 1450, not 1500"):
+        run(world.link_ctx("check"), "link.check")
+    run(world.link_ctx("create"), "link.create")
+
+    assert run(world.link_ctx("check"), "link.check")["healthy"] is True
+    run(world.link_ctx("delete"), "link.delete")
+
+
+def test_l2_check_names_an_underlay_narrowed_after_create(lab: Lab, world: Any) -> None:
+    install(world)
+    narrow_underlay(lab)
+
+    with pytest.raises(LinkBroken, match="leaves 1450 bytes after VXLAN's 50"):
+        run(world.link_ctx("check"), "link.check")
+    run(world.link_ctx("delete"), "link.delete")
+
+
+def test_full_size_packets_and_a_megabyte_of_tcp_cross_an_l3_link(lab: Lab, routed: Any) -> None:
+    outputs = install(routed)
+    assert routed_ping_eventually(lab)
+
+    assert outputs["mtu"] == 1500
+    full = ping_unfragmented(lab.server_a, HOST_B, 1472)
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert tcp_transfer(lab.server_a, lab.server_b, HOST_B) == MEGABYTE
+    run(routed.link_ctx("delete"), "link.delete")
+
+
+def test_l3_link_over_a_narrow_underlay_clamps_the_transit_and_says_so(
+    lab: Lab, routed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    narrow_underlay(lab)
+
+    with caplog.at_level(logging.WARNING):
+        outputs = install(routed)
+    assert routed_ping_eventually(lab)
+
+    assert outputs["mtu"] == 1450
+    vxlan = routed.link_resources()[0].data["vxlan"]
+    assert mtu_of(vxlan, lab.edge_a) == mtu_of(vxlan, lab.edge_b) == 1450
+    assert any(
+        "the routed transit uses MTU 1450" in r.getMessage() and "Raise the underlay MTU to 1550" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
+    # The edge router refuses what does not fit and tells the sender, so TCP shrinks its segments and gets through.
+    too_big = ping_unfragmented(lab.server_a, HOST_B, 1472)
+    assert too_big.returncode != 0
+    assert "mtu = 1450" in too_big.stdout or "mtu=1450" in too_big.stderr + too_big.stdout
+    fits = ping_unfragmented(lab.server_a, HOST_B, 1422)
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+    assert tcp_transfer(lab.server_a, lab.server_b, HOST_B) == MEGABYTE
+    assert run(routed.link_ctx("check"), "link.check")["mtu"] == 1450
+    run(routed.link_ctx("delete"), "link.delete")
+    assert tunnel_devices(lab, routed) == []

@@ -1,0 +1,62 @@
+"""Execution control through the API: what a running execution waits on, and terminate (admin) with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SLOW = """\
+tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  node_templates:
+    slow:
+      type: tempano.nodes.Logger
+      interfaces:
+        Standard:
+          configure:
+            implementation: builtin.sleep
+            inputs: {seconds: 600}
+"""
+YAML = {"Content-Type": "application/yaml"}
+
+
+async def wait_for(api: Api, execution_id: str, check: Any, timeout: float = 90) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        body: dict[str, Any] = (await api.viewer.get(f"/api/v1/executions/{execution_id}/progress")).json()
+        if check(body):
+            return body
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.3)
+
+
+async def test_progress_then_terminate_with_a_reason(api: Api) -> None:
+    assert (await api.admin.put("/api/v1/blueprints/slow", content=SLOW, headers=YAML)).status_code == 201
+    assert (await api.operator.put("/api/v1/deployments/slow1", json={"blueprint_id": "slow"})).status_code == 201
+    ref = (await api.operator.post("/api/v1/executions", json={"deployment_id": "slow1", "workflow": "install"})).json()
+    execution_id = ref["execution_id"]
+
+    configure = "slow_1 Standard.configure (builtin.sleep)"
+    running = await wait_for(api, execution_id, lambda b: configure in b.get("waiting_on", []))
+    assert running["waiting_on"] == [configure]
+    assert f"waiting on {configure}" in running["details"]
+    pending = await wait_for(api, execution_id, lambda b: b["pending"])
+    assert pending["pending"][0]["activity_id"] == "slow_1:Standard.configure"
+    assert pending["pending"][0]["attempt"] == 1
+
+    refused = await api.operator.post(f"/api/v1/executions/{execution_id}/terminate", params={"reason": "x"})
+    assert refused.status_code == 403
+    r = await api.admin.post(f"/api/v1/executions/{execution_id}/terminate", params={"reason": "stuck VIM"})
+    assert r.status_code == 202, r.text
+    ended = await wait_for(api, execution_id, lambda b: b["status"] == "terminated")
+    assert "terminated by an operator (stuck VIM)" in ended["error"]
+    again = await api.admin.post(f"/api/v1/executions/{execution_id}/terminate")
+    assert again.status_code == 409
+    node = (await api.viewer.get("/api/v1/deployments/slow1/node-instances/slow_1")).json()
+    assert node["state"] in {"error", "created"}

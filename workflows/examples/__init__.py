@@ -1,0 +1,1 @@
+"""Example custom workflows, registered under the ``tempano.workflows`` entry-point group."""
