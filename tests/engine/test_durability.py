@@ -161,6 +161,7 @@ def check_install(store: Store, records: Path, deployment_id: str) -> tuple[int,
     return len(made), adoptions(records, deployment_id)
 
 
+@pytest.mark.timeout(1500)  # minutes on a loaded machine: don't let the suite's default cut it short
 async def test_worker_sigkilled_during_installs(client: Client, settings: Settings, tmp_path: Path) -> None:
     seed = int(os.environ.get("TEMPANO_CRASH_SEED") or random.SystemRandom().randrange(2**32))
     trials = int(os.environ.get("TEMPANO_CRASH_TRIALS", "10"))
@@ -274,7 +275,7 @@ async def test_dev_server_killed_and_restarted_mid_install(own_dev_server: Any, 
             return len(store.events("restart-1", execution_id=ref.execution_id, types=["operation_succeeded"]))
 
         deadline = time.monotonic() + 300
-        while done_operations() < 40:  # of 150: well under way
+        while done_operations() < 30:  # of 100: well under way
             assert time.monotonic() < deadline, f"the install made no progress: {worker.tail()}"
             await asyncio.sleep(0.2)
         run_id = (await handle.describe()).run_id
@@ -282,7 +283,7 @@ async def test_dev_server_killed_and_restarted_mid_install(own_dev_server: Any, 
         at_kill = done_operations()
         await asyncio.sleep(3)
         await asyncio.to_thread(server.start)
-        print(f"\ndev server killed after {at_kill}/150 operations, restarted on {server.db_file.name}")
+        print(f"\ndev server killed after {at_kill}/100 operations, restarted on {server.db_file.name}")
 
         execution = await tempano.wait_execution(ref.execution_id, timeout=300)
         assert execution.status == "succeeded", execution.error
