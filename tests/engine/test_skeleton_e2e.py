@@ -47,7 +47,9 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
     await handle.result()  # the store records success just before the workflow itself completes
     desc = await handle.describe()
     assert desc.status is not None and desc.status.name == "COMPLETED"
-    found = [w.id async for w in client.list_workflows("TempanoDeployment = 'skeleton-1' AND TempanoWorkflow = 'install'")]
+    found = [
+        w.id async for w in client.list_workflows("TempanoDeployment = 'skeleton-1' AND TempanoWorkflow = 'install'")
+    ]
     assert found == ["dep:skeleton-1:exec:1:install"]
     history = await handle.fetch_history()
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
