@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tempano.store import schema as s
 from tempano.store._api import ApiQueries
@@ -68,7 +68,12 @@ class Store(ApiQueries):
     def create_schema(self) -> None:
         with self._schema_lock:
             if not self._schema_ready:
-                s.metadata.create_all(self.engine)
+                try:
+                    s.metadata.create_all(self.engine)
+                except DBAPIError:
+                    # another process (API and worker starting together) created the tables between our check and
+                    # our CREATE: once more, and the check now sees them
+                    s.metadata.create_all(self.engine)
                 self._schema_ready = True
 
     def close(self) -> None:
