@@ -1,5 +1,14 @@
 """The ``lab`` plugin object; operation modules register on it (kept apart to avoid import cycles)."""
 
-from tempano.plugins.contract import Plugin
+from typing import Any
+
+from tempano.plugins.contract import OperationContext, Plugin
 
 plugin = Plugin("lab", "a local VIM made of network namespaces, Linux bridges, veth pairs and sshd")
+
+
+def unhealthy(ctx: OperationContext, reason: str) -> dict[str, Any]:
+    """A health check's answer for a broken instance (an answer, not an error: heal acts on it), logged so the
+    execution's history says why."""
+    ctx.log("%s", reason)
+    return {"healthy": False, "reason": reason}

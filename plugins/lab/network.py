@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tempano.plugins.contract import ConfigurationError, NonRetryableError, OperationContext
+from tempano.plugins.contract import ConfigurationError, OperationContext
 from tempano.plugins.lab import _deployment, _naming, _state, _system
-from tempano.plugins.lab._plugin import plugin
+from tempano.plugins.lab._plugin import plugin, unhealthy
 
 DEFAULT_MTU = 1500
 MIN_MTU, MAX_MTU = 576, 9000
@@ -119,11 +119,11 @@ def delete_network(ctx: OperationContext) -> None:
 
 @plugin.operation("network.check")
 def check_network(ctx: OperationContext) -> dict[str, Any]:
-    """Health check: fails when the bridge is gone or down."""
+    """Health check: ``healthy: false`` when the bridge is gone or down."""
     bridge = bridge_name(ctx.deployment_id, ctx.instance.id)
     rec = _system.link(bridge)
     if rec is None:
-        raise NonRetryableError(f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is gone")
+        return unhealthy(ctx, f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is gone")
     if "UP" not in rec.get("flags", []):
-        raise NonRetryableError(f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is down")
+        return unhealthy(ctx, f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is down")
     return {"healthy": True, "bridge": bridge}

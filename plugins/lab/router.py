@@ -17,7 +17,7 @@ from typing import Any
 
 from tempano.plugins.contract import NonRetryableError, OperationContext
 from tempano.plugins.lab import _system, server
-from tempano.plugins.lab._plugin import plugin
+from tempano.plugins.lab._plugin import plugin, unhealthy
 
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -143,14 +143,16 @@ def _tempano_rules_left() -> bool:
 def check_router(ctx: OperationContext) -> dict[str, Any]:
     """Health check: the server checks, plus forwarding on and the host NAT rules present."""
     facts = server.health(ctx)
+    if not facts["healthy"]:
+        return facts
     namespace = facts["namespace"]
     done = _system.run(
         ["ip", "netns", "exec", namespace, "sysctl", "-n", "net.ipv4.ip_forward"],
         what=f"reading forwarding in {namespace}",
     )
     if done.stdout.strip() != "1":
-        raise NonRetryableError(f"router {ctx.instance.id} is unhealthy: forwarding is off in {namespace}")
+        return unhealthy(ctx, f"router {ctx.instance.id} is unhealthy: forwarding is off in {namespace}")
     for res in ctx.resources("host_rule"):
         if not _rule_exists([str(part) for part in res.data["rule"]]):
-            raise NonRetryableError(f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone")
+            return unhealthy(ctx, f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone")
     return facts

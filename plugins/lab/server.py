@@ -15,7 +15,7 @@ from typing import Any
 
 from tempano.plugins.contract import NonRetryableError, OperationContext
 from tempano.plugins.lab import _deployment, _naming, _sshd, _state, _system, _veth
-from tempano.plugins.lab._plugin import plugin
+from tempano.plugins.lab._plugin import plugin, unhealthy
 
 MGMT_INTERFACE = "mgmt0"
 
@@ -195,23 +195,25 @@ def delete_server(ctx: OperationContext) -> None:
 
 
 def health(ctx: OperationContext) -> dict[str, Any]:
-    """Raise if the namespace or its sshd is gone; else the facts that were checked."""
+    """``healthy: true`` with the facts that were checked, or ``healthy: false`` with the reason when the
+    namespace or its sshd is gone (an answer, not an error: heal then reinstalls the server)."""
     n = names(ctx.deployment_id, ctx.instance.id)
     address = str(ctx.instance.attributes.get("ip", ""))
     if not _system.netns_exists(n.namespace):
-        raise NonRetryableError(f"server {ctx.instance.id} is unhealthy: its namespace {n.namespace} is gone")
+        return unhealthy(ctx, f"server {ctx.instance.id} is unhealthy: its namespace {n.namespace} is gone")
     pid = _sshd.sshd_pid(n.directory)
     if pid is None:
-        raise NonRetryableError(f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}")
+        return unhealthy(ctx, f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}")
     if not address or not _sshd.accepts(address):
-        raise NonRetryableError(
+        return unhealthy(
+            ctx,
             f"server {ctx.instance.id} is unhealthy: sshd (pid {pid}) does not answer on {address or '?'}:22 "
-            f"in namespace {n.namespace}"
+            f"in namespace {n.namespace}",
         )
     return {"healthy": True, "namespace": n.namespace, "sshd_pid": pid}
 
 
 @plugin.operation("server.check")
 def check_server(ctx: OperationContext) -> dict[str, Any]:
-    """Health check: fails when the namespace or its sshd is gone, so heal can reinstall the server."""
+    """Health check: ``healthy: false`` when the namespace or its sshd is gone, so heal reinstalls the server."""
     return health(ctx)
