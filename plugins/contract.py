@@ -148,6 +148,24 @@ class OperationContext(abc.ABC):
         """Set a runtime attribute of the node instance (persisted when the operation succeeds)."""
         self.instance.set_attribute(name, value)
 
+    def artifact(self, kind: str, name: str) -> Path:
+        """The blueprint's file ``name`` (a path relative to the blueprint directory), refused with a
+        :class:`ConfigurationError` if it escapes that directory, :class:`ResourceNotFound` if it is missing.
+        ``kind`` names it in the messages (``playbook``, ``script``)."""
+        where = f"{self.instance.id} {self.operation}"
+        if self.blueprint_dir is None:
+            raise ConfigurationError(f"{where}: the blueprint directory is unknown, so {kind} {name!r} cannot be found")
+        base = self.blueprint_dir.resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base):
+            raise ConfigurationError(
+                f"{where}: {kind} {name!r} is outside the blueprint directory {base}; ship it with the blueprint "
+                "and give a relative path"
+            )
+        if not path.is_file():
+            raise ResourceNotFound(f"{where}: {kind} {name!r} does not exist in the blueprint directory {base}")
+        return path
+
     def targets(self, type_name: str | None = None, *, node_type: str | None = None) -> list[InstanceView]:
         """Targets of the outgoing relationships, filtered by relationship type and/or target node type."""
         return [

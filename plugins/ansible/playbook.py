@@ -25,7 +25,6 @@ from tempano.plugins.contract import (
     ConfigurationError,
     NonRetryableError,
     OperationContext,
-    ResourceNotFound,
     RetryableError,
 )
 
@@ -69,21 +68,7 @@ def resolve_playbook(ctx: OperationContext) -> Path:
             f"{ctx.instance.id} {ctx.operation}: no playbook given; set the operation input or the node's "
             "playbook property to a path inside the blueprint (e.g. playbooks/firewall.yaml)"
         )
-    if ctx.blueprint_dir is None:
-        raise ConfigurationError(f"{ctx.instance.id} {ctx.operation}: the blueprint directory is unknown")
-    base = ctx.blueprint_dir.resolve()
-    path = (base / str(name)).resolve()
-    if not path.is_relative_to(base):
-        raise ConfigurationError(
-            f"{ctx.instance.id} {ctx.operation}: playbook {name!r} is outside the blueprint directory "
-            f"{base}; "
-            "ship it with the blueprint and give a relative path"
-        )
-    if not path.is_file():
-        raise ResourceNotFound(
-            f"{ctx.instance.id} {ctx.operation}: playbook {name!r} does not exist in the blueprint directory {base}"
-        )
-    return path
+    return ctx.artifact("playbook", str(name))
 
 
 def _message(res: dict[str, Any]) -> str:

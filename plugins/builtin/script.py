@@ -43,7 +43,6 @@ from tempano.plugins.contract import (
     ConfigurationError,
     NonRetryableError,
     OperationContext,
-    ResourceNotFound,
     RetryableError,
 )
 
@@ -63,17 +62,7 @@ def resolve_script(ctx: OperationContext) -> Path:
         raise ConfigurationError(
             f"{where}: builtin.script needs the input `script`, a path inside the blueprint (e.g. scripts/create.sh)"
         )
-    if ctx.blueprint_dir is None:
-        raise ConfigurationError(f"{where}: the blueprint directory is unknown, so script {name!r} cannot be found")
-    base = ctx.blueprint_dir.resolve()
-    path = (base / str(name)).resolve()
-    if not path.is_relative_to(base):
-        raise ConfigurationError(
-            f"{where}: script {name!r} is outside the blueprint directory {base}; ship it with the blueprint"
-        )
-    if not path.is_file():
-        raise ResourceNotFound(f"{where}: script {name!r} does not exist in the blueprint directory {base}")
-    return path
+    return ctx.artifact("script", str(name))
 
 
 def command(path: Path) -> list[str]:
