@@ -39,7 +39,7 @@ def _routed_subnets(exclude_device: str) -> set[ipaddress.IPv4Network]:
 def ensure_management(deployment_id: str) -> Management:
     """Create (or adopt) the management bridge with the host's address. Call under the deployment lock."""
     bridge = _naming.mgmt_bridge_name(deployment_id)
-    subnet = _state.mgmt_subnet(deployment_id, _routed_subnets(bridge))
+    subnet = _state.mgmt_subnet(deployment_id, lambda: _routed_subnets(bridge))
     host_address = str(next(subnet.hosts()))
     if _system.link(bridge) is None:
         _system.run(

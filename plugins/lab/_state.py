@@ -14,7 +14,7 @@ import fcntl
 import ipaddress
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +203,11 @@ def _parse_address(text: str, where: str) -> ipaddress.IPv4Address:
         raise ConfigurationError(f"{where}: {text!r} is not an IPv4 address") from None
 
 
-def mgmt_subnet(deployment_id: str, used: set[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+def mgmt_subnet(deployment_id: str, routed: Callable[[], set[ipaddress.IPv4Network]]) -> ipaddress.IPv4Network:
     """The deployment's management /24, allocated once from ``TEMPANO_LAB_MGMT_POOL`` host-wide.
 
-    ``used`` are subnets already routed on the host (by anything): they are skipped.
+    ``routed()`` gives the subnets already routed on the host (by anything), which are skipped; it is only
+    asked when the deployment has no subnet yet.
     """
     pool = _parse_network(os.environ.get("TEMPANO_LAB_MGMT_POOL") or DEFAULT_MGMT_POOL, "TEMPANO_LAB_MGMT_POOL")
     path = lab_root() / "mgmt.json"
@@ -215,6 +216,7 @@ def mgmt_subnet(deployment_id: str, used: set[ipaddress.IPv4Network]) -> ipaddre
         if deployment_id in table:
             return ipaddress.IPv4Network(table[deployment_id])
         mine = {ipaddress.IPv4Network(n) for n in table.values()}
+        used = routed()
         for subnet in pool.subnets(new_prefix=24) if pool.prefixlen <= 24 else [pool]:
             if subnet in mine or any(subnet.overlaps(u) for u in used):
                 continue
