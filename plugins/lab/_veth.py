@@ -58,24 +58,21 @@ def ensure(
             ["ip", "link", "add", host_name, "address", mac_address(tag, "host"), "type", "veth", *peer],
             what=f"creating veth {host_name} <-> {namespace}:{inner}",
         )
+        # the inner end is tagged at once: it is what a retry after a crash looks for
         _system.run(
             ["ip", "-n", namespace, "link", "set", "dev", inner, "alias", tag],
             what=f"tagging {namespace}:{inner}",
         )
-        _system.run(["ip", "link", "set", "dev", host_name, "alias", tag], what=f"tagging {host_name}")
-    if mtu is not None:
-        _system.run(["ip", "link", "set", "dev", host_name, "mtu", str(mtu)], what=f"setting the MTU of {host_name}")
-        _system.run(
-            ["ip", "-n", namespace, "link", "set", "dev", inner, "mtu", str(mtu)],
-            what=f"setting the MTU of {namespace}:{inner}",
-        )
-    if bridge is not None:
-        _system.run(
-            ["ip", "link", "set", "dev", host_name, "master", bridge],
-            what=f"attaching {host_name} to bridge {bridge}",
-        )
-    _system.run(["ip", "link", "set", "dev", host_name, "up"], what=f"bringing {host_name} up")
-    _system.run(["ip", "-n", namespace, "link", "set", "dev", inner, "up"], what=f"bringing {namespace}:{inner} up")
+    # one `ip link set` per end for the rest (alias, MTU, bridge, up), which an adopted pair gets again too
+    sized = ["mtu", str(mtu)] if mtu is not None else []
+    attached = ["master", bridge] if bridge is not None else []
+    _system.run(
+        ["ip", "link", "set", "dev", host_name, "alias", tag, *sized, *attached, "up"],
+        what=f"setting up {host_name}" + (f" in bridge {bridge}" if bridge is not None else ""),
+    )
+    _system.run(
+        ["ip", "-n", namespace, "link", "set", "dev", inner, *sized, "up"], what=f"setting up {namespace}:{inner}"
+    )
     return inner
 
 
