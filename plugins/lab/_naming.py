@@ -18,7 +18,6 @@ IFNAMSIZ = 15
 BRIDGE = "b"
 MGMT_VETH = "h"
 PORT_VETH = "v"
-UPLINK_VETH = "u"
 
 
 def _hex(text: str, length: int) -> str:
