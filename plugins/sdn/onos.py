@@ -113,8 +113,10 @@ class OnosVplsDriver(SdnDriver):
         where = f"ONOS at {self.client.base_url}"
         problems: list[str] = []
         found = 0
-        for connect_point, interface in self._interfaces(link):
-            have = {i.get("name"): i for i in self._port_interfaces(connect_point, subject)}
+        wanted = self._interfaces(link)
+        ports = self._ports(subject)  # one read for both ends
+        for connect_point, interface in wanted:
+            have = {i.get("name"): i for i in _interfaces_at(ports, connect_point)}
             if interface["name"] not in have:
                 problems.append(f"{where} has no interface {interface['name']} on {connect_point}")
             else:
@@ -127,7 +129,7 @@ class OnosVplsDriver(SdnDriver):
             problems.append(f"{where} has no VPLS {name}")
         else:
             found += 1
-            expected = {i["name"] for _, i in self._interfaces(link)}
+            expected = {i["name"] for _, i in wanted}
             if set(vpls.get("interfaces", [])) != expected:
                 problems.append(f"{where}: VPLS {name} joins {vpls.get('interfaces')}, not {sorted(expected)}")
         if not problems:
@@ -170,10 +172,12 @@ class OnosVplsDriver(SdnDriver):
             )
         return result
 
+    def _ports(self, subject: str) -> dict[str, Any]:
+        ports: dict[str, Any] = self.client.request("GET", PORTS_PATH, subject=subject).json() or {}
+        return ports
+
     def _port_interfaces(self, connect_point: str, subject: str) -> list[dict[str, Any]]:
-        ports = self.client.request("GET", PORTS_PATH, subject=subject).json() or {}
-        interfaces: list[dict[str, Any]] = ports.get(connect_point, {}).get("interfaces", [])
-        return interfaces
+        return _interfaces_at(self._ports(subject), connect_point)
 
     def _ensure_interface(self, connect_point: str, interface: dict[str, Any], subject: str) -> None:
         interfaces = self._port_interfaces(connect_point, subject)
@@ -200,6 +204,12 @@ class OnosVplsDriver(SdnDriver):
             set(current.get("interfaces", [])) != set(wanted["interfaces"])
             or current.get("encapsulation", "NONE") != wanted["encapsulation"]
         )
+
+
+def _interfaces_at(ports: dict[str, Any], connect_point: str) -> list[dict[str, Any]]:
+    """The interfaces the ONOS ports config defines on one connect point."""
+    interfaces: list[dict[str, Any]] = ports.get(connect_point, {}).get("interfaces", [])
+    return interfaces
 
 
 def _factory(site: SiteSpec, credentials: Credentials | None) -> SdnDriver:
