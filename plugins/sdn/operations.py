@@ -173,7 +173,9 @@ def _delete_ledger(ctx: OperationContext, site: SiteSpec, what: str) -> list[str
     with driver_for(ctx, site) as driver:
         for resource in resources:
             if ctx.cancelled.is_set():
-                ctx.log("%s %s: delete cancelled, %d resources left", what, ctx.instance.id, len(resources))
+                ctx.log(
+                    "%s %s: delete cancelled, %d resources left", what, ctx.instance.id, len(resources) - len(removed)
+                )
                 break
             driver.disconnect(resource)
             ctx.forget_resource(resource.kind, resource.resource_id)
