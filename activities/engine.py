@@ -6,7 +6,6 @@ idempotent: a retried activity cannot double-apply (event keys, ledger uniquenes
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import threading
@@ -18,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from tempano.activities.context import AUTO_HEARTBEAT_S, ActivityContext
+from tempano.activities.context import ActivityContext, heartbeating
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
@@ -82,22 +81,8 @@ def _heartbeating(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        done = threading.Event()
-        ctx = contextvars.copy_context()
-
-        def beat() -> None:
-            while not done.wait(AUTO_HEARTBEAT_S):
-                try:
-                    ctx.run(activity.heartbeat)
-                except Exception:  # a failed heartbeat must not fail the activity
-                    return
-
-        thread = threading.Thread(target=beat, name="store-heartbeat", daemon=True)
-        thread.start()
-        try:
+        with heartbeating(activity.heartbeat, "store-heartbeat"):
             return fn(*args, **kwargs)
-        finally:
-            done.set()
 
     return wrapper  # type: ignore[return-value]
 
