@@ -127,3 +127,24 @@ async def test_tosca_imperative_workflow_runs_by_name(engine: Tempano, deploy: D
     }
     assert {i.state for i in engine.store.node_instances("imp", node="vm")} == {"error"}
     assert not [c for c in rec.calls if c.execution == handled.id and c.operation == "start"]
+
+
+async def test_imperative_workflow_calls_other_workflows_by_name(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+    await deploy("imp-call")
+    execution = await engine.run("imp-call", "refresh", timeout=120)
+    assert execution.status == "succeeded", execution.error
+    # The built-in restart (delegate), then the blueprint's own maintain (inline), in this execution.
+    for vm in ("vm_1", "vm_2"):
+        assert [c for c in calls(rec, execution.id) if c[0] == vm] == [
+            (vm, "stop"),
+            (vm, "start"),
+            (vm, "upgrade"),
+            (vm, "start"),
+        ]
+    assert await result_of(engine, execution.id) == {"steps": {"cycle": "succeeded"}}
+
+    missing = await engine.run("imp-call", "call_missing", timeout=60)
+    assert missing.status == "failed"
+    assert "no workflow named 'no_such_workflow': neither built in, nor in the blueprint's workflows" in (
+        missing.error or ""
+    )
