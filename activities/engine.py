@@ -160,20 +160,16 @@ class EngineActivities:
         for inst in instances:
             if inst.id in wanted:
                 by_node.setdefault(inst.node, []).append(inst.id)
-        graph = plan.workflows.get(input.order)
-        steps: list[ScheduleStep] = []
-        for name in sorted(by_node):
-            if graph is not None and name in graph.steps:
-                after = graph.steps[name].after
-            else:
-                after = _default_after(plan, name, input.order)
-            steps.append(
-                ScheduleStep(
-                    node=name,
-                    after=tuple(a for a in after if a in by_node),
-                    instance_ids=tuple(by_node[name]),
-                )
+        # The compiler's install/uninstall graphs: every node, with what it waits on.
+        graph = plan.workflows[input.order]
+        steps = [
+            ScheduleStep(
+                node=name,
+                after=tuple(a for a in graph.steps[name].after if a in by_node),
+                instance_ids=tuple(by_node[name]),
             )
+            for name in sorted(by_node)
+        ]
         return Schedule(steps=tuple(steps))
 
     @activity.defn(name="plan_batch")
@@ -579,12 +575,6 @@ class EngineActivities:
 
 
 # -------------------------------------------------------------------- pure helpers
-
-
-def _default_after(plan: Plan, node: str, order: str) -> tuple[str, ...]:
-    if order == "install":
-        return tuple(sorted({r.target for r in plan.nodes[node].relationships}))
-    return tuple(sorted(n for n, spec in plan.nodes.items() if any(r.target == node for r in spec.relationships)))
 
 
 def _task(
