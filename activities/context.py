@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,20 +121,29 @@ class ActivityContext(OperationContext):
     def auto_heartbeat(self) -> Iterator[None]:
         """Heartbeats every couple of seconds while the plugin works, so a dead worker is noticed within the
         heartbeat timeout (not the operation's whole timeout) and cancellation reaches the plugin."""
-        done = threading.Event()
-        ctx = contextvars.copy_context()
-
-        def beat() -> None:
-            while not done.wait(AUTO_HEARTBEAT_S):
-                try:
-                    ctx.run(self.heartbeat)
-                except Exception:  # a failed heartbeat must not kill the operation
-                    return
-
-        thread = threading.Thread(target=beat, name=f"heartbeat-{self.instance.id}", daemon=True)
-        thread.start()
-        try:
+        # Looked up on every beat: a plugin (or a test standing for a frozen worker) may replace it meanwhile.
+        with heartbeating(lambda: self.heartbeat(), f"heartbeat-{self.instance.id}"):
             yield
-        finally:
-            done.set()
-            thread.join(timeout=AUTO_HEARTBEAT_S * 2)
+
+
+@contextmanager
+def heartbeating(beat: Callable[[], None], name: str) -> Iterator[None]:
+    """Calls ``beat`` every AUTO_HEARTBEAT_S seconds, from a thread of its own (in the caller's context, which holds
+    the activity), while the block runs. A beat that fails stops the beating, never the work."""
+    done = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def loop() -> None:
+        while not done.wait(AUTO_HEARTBEAT_S):
+            try:
+                ctx.run(beat)
+            except Exception:
+                return
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=AUTO_HEARTBEAT_S * 2)

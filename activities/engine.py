@@ -6,7 +6,6 @@ idempotent: a retried activity cannot double-apply (event keys, ledger uniquenes
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import threading
@@ -18,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from tempano.activities.context import AUTO_HEARTBEAT_S, ActivityContext
+from tempano.activities.context import ActivityContext, heartbeating
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
@@ -82,22 +81,8 @@ def _heartbeating(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        done = threading.Event()
-        ctx = contextvars.copy_context()
-
-        def beat() -> None:
-            while not done.wait(AUTO_HEARTBEAT_S):
-                try:
-                    ctx.run(activity.heartbeat)
-                except Exception:  # a failed heartbeat must not fail the activity
-                    return
-
-        thread = threading.Thread(target=beat, name="store-heartbeat", daemon=True)
-        thread.start()
-        try:
+        with heartbeating(activity.heartbeat, "store-heartbeat"):
             return fn(*args, **kwargs)
-        finally:
-            done.set()
 
     return wrapper  # type: ignore[return-value]
 
@@ -175,20 +160,16 @@ class EngineActivities:
         for inst in instances:
             if inst.id in wanted:
                 by_node.setdefault(inst.node, []).append(inst.id)
-        graph = plan.workflows.get(input.order)
-        steps: list[ScheduleStep] = []
-        for name in sorted(by_node):
-            if graph is not None and name in graph.steps:
-                after = graph.steps[name].after
-            else:
-                after = _default_after(plan, name, input.order)
-            steps.append(
-                ScheduleStep(
-                    node=name,
-                    after=tuple(a for a in after if a in by_node),
-                    instance_ids=tuple(by_node[name]),
-                )
+        # The compiler's install/uninstall graphs: every node, with what it waits on.
+        graph = plan.workflows[input.order]
+        steps = [
+            ScheduleStep(
+                node=name,
+                after=tuple(a for a in graph.steps[name].after if a in by_node),
+                instance_ids=tuple(by_node[name]),
             )
+            for name in sorted(by_node)
+        ]
         return Schedule(steps=tuple(steps))
 
     @activity.defn(name="plan_batch")
@@ -594,12 +575,6 @@ class EngineActivities:
 
 
 # -------------------------------------------------------------------- pure helpers
-
-
-def _default_after(plan: Plan, node: str, order: str) -> tuple[str, ...]:
-    if order == "install":
-        return tuple(sorted({r.target for r in plan.nodes[node].relationships}))
-    return tuple(sorted(n for n, spec in plan.nodes.items() if any(r.target == node for r in spec.relationships)))
 
 
 def _task(

@@ -21,6 +21,14 @@ from tempano.workflows.engine import WORKFLOWS
 log = logging.getLogger("tempano.worker")
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox tempano's workflows run in, on the worker and in the replay tests. Our modules pass through it:
+    they are deterministic, and the workflow registry must be the one the worker filled."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
+    )
+
+
 def build_worker(
     client: Client,
     store: Store,
@@ -30,8 +38,7 @@ def build_worker(
     threads: int = 64,
     executor: ThreadPoolExecutor | None = None,
 ) -> tuple[Worker, ThreadPoolExecutor]:
-    """A worker for tempano's workflows and activities. Our modules pass through the sandbox: they are
-    deterministic, and the workflow registry must be the one the worker filled."""
+    """A worker for tempano's workflows and activities."""
     registry.load_custom_workflows()
     activities = EngineActivities(store, plugins if plugins is not None else load_plugins())
     pool = executor or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tempano-activity")
@@ -45,9 +52,7 @@ def build_worker(
         # Cancellation reaches an operation with the answer to its heartbeat, and heartbeats are sent at most
         # every 0.8 x heartbeat timeout by default (24 s at our default 30 s): 5 s keeps a cancel prompt.
         max_heartbeat_throttle_interval=timedelta(seconds=5),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
-        ),
+        workflow_runner=workflow_runner(),
     )
     return worker, pool
 

@@ -34,13 +34,17 @@ from temporalio.exceptions import (
     TimeoutType,
 )
 
+from tempano.workflows import registry
+from tempano.workflows.registry import WorkflowFn
+
 with workflow.unsafe.imports_passed_through():
-    from tempano.blueprints.plan import INSTALL_PHASES, NODE_PHASE_OPERATIONS, UNINSTALL_PHASES
+    from tempano.blueprints.plan import INSTALL_PHASES, NODE_PHASE_OPERATIONS, UNINSTALL_PHASES, ImperativeWorkflow
     from tempano.workflows.models import (
         BatchInput,
         BatchPlan,
         BatchResult,
         ExecutionInput,
+        ImperativeQuery,
         InstanceInfo,
         InstancesQuery,
         LogInput,
@@ -91,6 +95,29 @@ class WorkflowFailure(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="WorkflowFailure", non_retryable=True)
+
+
+async def resolve_workflow(deployment_id: str, name: str) -> WorkflowFn:
+    """A workflow by name: a built-in, else the deployment's TOSCA imperative workflow, else a custom one."""
+    from tempano.workflows import imperative  # it builds on this module
+
+    fn = registry.get(name)
+    if fn is not None and registry.is_builtin(name):
+        return fn
+    definition: ImperativeWorkflow | None = await store_activity(
+        "imperative_workflow",
+        ImperativeQuery(deployment_id=deployment_id, name=name),
+        f"imperative workflow {name}",
+        ImperativeWorkflow,
+    )
+    if definition is not None:
+        return imperative.bind(name, definition)
+    if fn is None:
+        raise WorkflowFailure(
+            f"no workflow named {name!r}: neither built in, nor in the blueprint's workflows, nor registered under "
+            f"the tempano.workflows entry points (known: {', '.join(registry.names())})"
+        )
+    return fn
 
 
 def failure_message(error: BaseException) -> str:
@@ -387,24 +414,7 @@ class WorkflowContext:
     async def call_workflow(self, name: str, parameters: Mapping[str, Any] | None = None) -> Mapping[str, Any] | None:
         """Runs another workflow (built-in, the blueprint's imperative one, or custom) inline, as part of this
         execution: its operations appear in this execution's history and events."""
-        from tempano.workflows import registry
-
-        fn = registry.get(name)
-        if fn is None or not registry.is_builtin(name):
-            from tempano.blueprints.plan import ImperativeWorkflow
-            from tempano.workflows import imperative
-            from tempano.workflows.models import ImperativeQuery
-
-            definition: ImperativeWorkflow | None = await store_activity(
-                "imperative_workflow",
-                ImperativeQuery(deployment_id=self.deployment_id, name=name),
-                f"imperative workflow {name}",
-                ImperativeWorkflow,
-            )
-            if definition is not None:
-                fn = imperative.bind(name, definition)
-        if fn is None:
-            raise WorkflowFailure(f"no workflow named {name!r} (known: {', '.join(registry.names())})")
+        fn = await resolve_workflow(self.deployment_id, name)
         result: Mapping[str, Any] | None = await cast(Any, fn)(self, dict(parameters or {}))
         return result
 

@@ -21,11 +21,10 @@ from temporalio.exceptions import (
 )
 
 from tempano.workflows import builtin as _builtin  # noqa: F401 - registers the built-in workflows
-from tempano.workflows import imperative, registry
-from tempano.workflows.api import WorkflowContext, WorkflowFailure, failure_message, run_batch, store_activity
+from tempano.workflows import registry
+from tempano.workflows.api import WorkflowContext, failure_message, resolve_workflow, run_batch, store_activity
 
 with workflow.unsafe.imports_passed_through():
-    from tempano.blueprints.plan import ImperativeWorkflow
     from tempano.workflows.models import (
         BatchInput,
         BatchResult,
@@ -37,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         ExecutionResult,
         ExecutionStatusInput,
         ExecutionSummary,
-        ImperativeQuery,
         ProgressView,
         QueuePolicy,
         RecordExecutionInput,
@@ -58,27 +56,6 @@ DEPLOYMENT_STATUS = {
     "uninstall": ("uninstalling", "uninstalled", "failed"),
     "reinstall": ("installing", "installed", "failed"),
 }
-
-
-async def _resolve(ctx: WorkflowContext, name: str) -> registry.WorkflowFn:
-    """A workflow by name: a built-in, else the deployment's TOSCA imperative workflow, else a custom one."""
-    fn = registry.get(name)
-    if fn is not None and registry.is_builtin(name):
-        return fn
-    definition: ImperativeWorkflow | None = await store_activity(
-        "imperative_workflow",
-        ImperativeQuery(deployment_id=ctx.deployment_id, name=name),
-        f"imperative workflow {name}",
-        ImperativeWorkflow,
-    )
-    if definition is not None:
-        return imperative.bind(name, definition)
-    if fn is None:
-        raise WorkflowFailure(
-            f"no workflow named {name!r}: neither built in, nor in the blueprint's workflows, nor registered under "
-            f"the tempano.workflows entry points (known: {', '.join(registry.names())})"
-        )
-    return fn
 
 
 def deployment_workflow_id(deployment_id: str) -> str:
@@ -117,7 +94,7 @@ class ExecutionWorkflow:
         await self._status(input, "running", deployment_status=statuses[0] if statuses else None)
         try:
             workflow.set_current_details(f"{input.workflow} starting")
-            fn = await _resolve(ctx, input.workflow)
+            fn = await resolve_workflow(input.deployment_id, input.workflow)
             result = await fn(ctx, input.parameters)
         except asyncio.CancelledError:
             # Graceful: the operations in flight were cancelled and have reported back (their instances are

@@ -26,6 +26,7 @@ from tempano.plugins import PluginRegistry
 from tempano.plugins.builtin import plugin as builtin_plugin
 from tempano.plugins.contract import NonRetryableError, OperationContext, Plugin, RetryableError
 from tempano.store import Store
+from tempano.workflows.models import ExecutionResult
 
 FLOWS = Path(__file__).resolve().parent / "blueprints" / "flows.yaml"
 
@@ -82,6 +83,11 @@ class Recorder:
                 for c in self.calls
                 if (operation is None or c.operation == operation) and (instance is None or c.instance == instance)
             ]
+
+    def ops(self, execution: str) -> list[tuple[str, str, str | None]]:
+        """(instance, operation, target) of every call an execution made, sorted."""
+        with self.lock:
+            return sorted((c.instance, c.operation, c.target) for c in self.calls if c.execution == execution)
 
     def fail(self, instance: str, operation: str, **fault: Any) -> None:
         """Makes ``operation`` fail on ``instance`` (see :class:`Fault` for the keywords)."""
@@ -236,3 +242,15 @@ def deploy(engine: Tempano, create: Callable[[str], Awaitable[None]]) -> Callabl
         assert execution.status == "succeeded", execution.error
 
     return install
+
+
+@pytest.fixture
+def result_of(engine: Tempano) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    """What an execution's workflow returned (waits for the workflow itself to end)."""
+
+    async def result_of(execution_id: str) -> dict[str, Any]:
+        record = engine.store.get_execution(execution_id)
+        handle = engine.client.get_workflow_handle(record.workflow_id, result_type=ExecutionResult)
+        return dict((await handle.result()).result)
+
+    return result_of

@@ -10,11 +10,11 @@ import pytest
 
 from tempano.api.service import Tempano
 from tempano.workflows import registry
-from tempano.workflows.models import ExecutionResult
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Deploy = Callable[[str], Awaitable[None]]
+ResultOf = Callable[[str], Awaitable[dict[str, Any]]]
 UPGRADE = {"node": "vm", "operation": "Maintenance.upgrade", "operation_inputs": {"version": "2"}}
 
 
@@ -22,13 +22,9 @@ def calls(rec: Any, execution: str) -> list[tuple[str, str]]:
     return [(c.instance, c.operation) for c in rec.calls if c.execution == execution]
 
 
-async def result_of(engine: Tempano, execution_id: str) -> dict[str, Any]:
-    record = engine.store.get_execution(execution_id)
-    handle = engine.client.get_workflow_handle(record.workflow_id, result_type=ExecutionResult)
-    return dict((await handle.result()).result)
-
-
-async def test_rolling_upgrade_one_at_a_time_with_health_checks(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+async def test_rolling_upgrade_one_at_a_time_with_health_checks(
+    engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf
+) -> None:
     assert "rolling_upgrade" in registry.names() and not registry.is_builtin("rolling_upgrade")
     await deploy("ru-ok")
     execution = await engine.run("ru-ok", "rolling_upgrade", UPGRADE, timeout=120)
@@ -39,7 +35,7 @@ async def test_rolling_upgrade_one_at_a_time_with_health_checks(engine: Tempano,
         ("vm_2", "upgrade"),
         ("vm_2", "check"),
     ]
-    assert await result_of(engine, execution.id) == {"upgraded": ["vm_1", "vm_2"]}
+    assert await result_of(execution.id) == {"upgraded": ["vm_1", "vm_2"]}
     assert {i.attributes["version"] for i in engine.store.node_instances("ru-ok", node="vm")} == {"2"}
 
 
@@ -96,7 +92,9 @@ async def test_a_bug_in_workflow_code_fails_the_execution_instead_of_hanging(eng
     assert "deployment wf-bug has no live node instance 'vm_9'" in (missing.error or "")
 
 
-async def test_tosca_imperative_workflow_runs_by_name(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+async def test_tosca_imperative_workflow_runs_by_name(
+    engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf
+) -> None:
     await deploy("imp")
     execution = await engine.run("imp", "maintain", timeout=120)
     assert execution.status == "succeeded", execution.error
@@ -110,7 +108,7 @@ async def test_tosca_imperative_workflow_runs_by_name(engine: Tempano, deploy: D
         "9",
         "9",
     ]
-    assert await result_of(engine, execution.id) == {
+    assert await result_of(execution.id) == {
         "steps": {"drain": "succeeded", "mark_failed": "skipped", "restart": "succeeded"}
     }
     states = [
@@ -122,8 +120,31 @@ async def test_tosca_imperative_workflow_runs_by_name(engine: Tempano, deploy: D
     rec.fail("vm_1", "upgrade", message="image not found")
     handled = await engine.run("imp", "maintain", timeout=120)
     assert handled.status == "succeeded", handled.error
-    assert await result_of(engine, handled.id) == {
+    assert await result_of(handled.id) == {
         "steps": {"drain": "failed", "mark_failed": "succeeded", "restart": "skipped"}
     }
     assert {i.state for i in engine.store.node_instances("imp", node="vm")} == {"error"}
     assert not [c for c in rec.calls if c.execution == handled.id and c.operation == "start"]
+
+
+async def test_imperative_workflow_calls_other_workflows_by_name(
+    engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf
+) -> None:
+    await deploy("imp-call")
+    execution = await engine.run("imp-call", "refresh", timeout=120)
+    assert execution.status == "succeeded", execution.error
+    # The built-in restart (delegate), then the blueprint's own maintain (inline), in this execution.
+    for vm in ("vm_1", "vm_2"):
+        assert [c for c in calls(rec, execution.id) if c[0] == vm] == [
+            (vm, "stop"),
+            (vm, "start"),
+            (vm, "upgrade"),
+            (vm, "start"),
+        ]
+    assert await result_of(execution.id) == {"steps": {"cycle": "succeeded"}}
+
+    missing = await engine.run("imp-call", "call_missing", timeout=60)
+    assert missing.status == "failed"
+    assert "no workflow named 'no_such_workflow': neither built in, nor in the blueprint's workflows" in (
+        missing.error or ""
+    )

@@ -13,18 +13,7 @@ from tempano.api.service import Tempano
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Deploy = Callable[[str], Awaitable[None]]
-
-
-async def result_of(engine: Tempano, execution_id: str) -> dict[str, Any]:
-    from tempano.workflows.models import ExecutionResult
-
-    record = engine.store.get_execution(execution_id)
-    handle = engine.client.get_workflow_handle(record.workflow_id, result_type=ExecutionResult)
-    return dict((await handle.result()).result)
-
-
-def ops(rec: Any, execution: str) -> list[tuple[str, str, str | None]]:
-    return sorted((c.instance, c.operation, c.target) for c in rec.calls if c.execution == execution)
+ResultOf = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 def leftovers(engine: Tempano, rec: Any, deployment: str) -> None:
@@ -36,35 +25,37 @@ def leftovers(engine: Tempano, rec: Any, deployment: str) -> None:
     assert len(ledger) == len(live)
 
 
-async def test_healthy_instance_is_left_alone(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+async def test_healthy_instance_is_left_alone(engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf) -> None:
     await deploy("heal-ok")
     execution = await engine.run("heal-ok", "heal", {"node_instance_id": "app_1"}, timeout=60)
     assert execution.status == "succeeded", execution.error
-    assert await result_of(engine, execution.id) == {"healed": False, "healthy": True}
-    assert ops(rec, execution.id) == [("app_1", "check", None)]
+    assert await result_of(execution.id) == {"healed": False, "healthy": True}
+    assert rec.ops(execution.id) == [("app_1", "check", None)]
 
 
-async def test_heal_operation_repairs_in_place(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+async def test_heal_operation_repairs_in_place(engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf) -> None:
     await deploy("heal-op")
     rec.unhealthy.add("app_2")
     execution = await engine.run("heal-op", "heal", {"node_instance_id": "app_2"}, timeout=60)
     assert execution.status == "succeeded", execution.error
-    assert (await result_of(engine, execution.id))["method"] == "heal_operation"
-    assert ops(rec, execution.id) == [("app_2", "check", None), ("app_2", "check", None), ("app_2", "heal", None)]
+    assert (await result_of(execution.id))["method"] == "heal_operation"
+    assert rec.ops(execution.id) == [("app_2", "check", None), ("app_2", "check", None), ("app_2", "heal", None)]
     assert engine.store.node_instance("heal-op", "app_2").state == "started"
     leftovers(engine, rec, "heal-op")
 
 
-async def test_reinstall_of_subgraph_rewires_peers(engine: Tempano, deploy: Deploy, rec: Any) -> None:
+async def test_reinstall_of_subgraph_rewires_peers(
+    engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf
+) -> None:
     await deploy("heal-re")
     before = {i.id: i.attributes["resource_id"] for i in engine.store.node_instances("heal-re")}
     rec.unhealthy.add("vm_1")
     execution = await engine.run("heal-re", "heal", {"node_instance_id": "vm_1"}, timeout=120)
     assert execution.status == "succeeded", execution.error
-    result = await result_of(engine, execution.id)
+    result = await result_of(execution.id)
     assert result["method"] == "reinstall"
     assert sorted(result["reinstalled"]) == ["app_1", "vm_1"]
-    ran = ops(rec, execution.id)
+    ran = rec.ops(execution.id)
     # vm_1 and what it hosts are deleted and created again, vm_1 re-linked to net; nothing else is recreated.
     for instance in ("vm_1", "app_1"):
         for op in ("stop", "delete", "create", "configure", "start"):
@@ -89,15 +80,15 @@ async def test_reinstall_of_subgraph_rewires_peers(engine: Tempano, deploy: Depl
 
 
 async def test_heal_operation_that_does_not_help_falls_back_to_reinstall(
-    engine: Tempano, deploy: Deploy, rec: Any
+    engine: Tempano, deploy: Deploy, rec: Any, result_of: ResultOf
 ) -> None:
     await deploy("heal-fb")
     rec.heal_fixes = False
     rec.unhealthy.add("app_1")
     execution = await engine.run("heal-fb", "heal", {"node_instance_id": "app_1"}, timeout=120)
     assert execution.status == "succeeded", execution.error
-    assert (await result_of(engine, execution.id))["reinstalled"] == ["app_1"]
-    ran = ops(rec, execution.id)
+    assert (await result_of(execution.id))["reinstalled"] == ["app_1"]
+    ran = rec.ops(execution.id)
     assert [c[1] for c in ran if c[1] in {"check", "heal"}] == ["check", "check", "heal"]
     assert ("app_1", "delete", None) in ran and ("app_1", "create", None) in ran
     assert {c[0] for c in ran} == {"app_1"}

@@ -15,10 +15,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 Deploy = Callable[[str], Awaitable[None]]
 
 
-def ops(rec: Any, execution: str) -> list[tuple[str, str, str | None]]:
-    return sorted((c.instance, c.operation, c.target) for c in rec.calls if c.execution == execution)
-
-
 def live(engine: Tempano, deployment: str) -> dict[str, str]:
     return {i.id: i.state for i in engine.store.node_instances(deployment)}
 
@@ -35,7 +31,7 @@ async def test_scale_out_node_wires_new_instances_both_ways(engine: Tempano, dep
     await deploy("sc-out")
     execution = await engine.run("sc-out", "scale", {"node": "vm", "delta": 2}, timeout=120)
     assert execution.status == "succeeded", execution.error
-    ran = ops(rec, execution.id)
+    ran = rec.ops(execution.id)
     new = {"vm_3", "app_3", "vm_4", "app_4"}
     assert {c[0] for c in ran} == new | {"lb_1"}
     for vm in ("vm_3", "vm_4"):
@@ -51,7 +47,7 @@ async def test_scale_out_node_wires_new_instances_both_ways(engine: Tempano, dep
     refused = await engine.run("sc-out", "scale", {"node": "vm", "delta": 1}, timeout=60)
     assert refused.status == "failed"
     assert "'vm' cannot go above 4 instances (it has 4, asked +1)" in (refused.error or "")
-    assert ops(rec, refused.id) == []
+    assert rec.ops(refused.id) == []
     assert len(live(engine, "sc-out")) == 12
 
 
@@ -62,7 +58,7 @@ async def test_scale_in_newest_and_chosen_unwires_peers(engine: Tempano, deploy:
 
     newest = await engine.run("sc-in", "scale", {"node": "vm", "delta": -1}, timeout=120)
     assert newest.status == "succeeded", newest.error
-    ran = ops(rec, newest.id)
+    ran = rec.ops(newest.id)
     assert ("lb_1", "remove_target", "vm_3") in ran
     assert ("vm_3", "remove_target", "net_1") in ran
     assert {c[0] for c in ran} == {"lb_1", "vm_3", "app_3"}
@@ -71,7 +67,7 @@ async def test_scale_in_newest_and_chosen_unwires_peers(engine: Tempano, deploy:
 
     chosen = await engine.run("sc-in", "scale", {"node": "vm", "delta": -1, "node_instance_ids": ["vm_1"]})
     assert chosen.status == "succeeded", chosen.error
-    assert {c[0] for c in ops(rec, chosen.id)} == {"lb_1", "vm_1", "app_1"}
+    assert {c[0] for c in rec.ops(chosen.id)} == {"lb_1", "vm_1", "app_1"}
     assert "vm_1" not in live(engine, "sc-in") and "app_1" not in live(engine, "sc-in")
     nothing_left_but_live(engine, rec, "sc-in")
 
@@ -92,7 +88,7 @@ async def test_scale_group_out_and_in(engine: Tempano, deploy: Deploy, rec: Any)
     await deploy("sc-grp")
     out = await engine.run("sc-grp", "scale", {"group": "unit", "delta": 1}, timeout=120)
     assert out.status == "succeeded", out.error
-    ran = ops(rec, out.id)
+    ran = rec.ops(out.id)
     assert {c[0] for c in ran} == {"fw_2", "fw_agent_2"}
     assert ("fw_2", "add_target", "net_1") in ran
     states = live(engine, "sc-grp")
@@ -106,7 +102,7 @@ async def test_scale_group_out_and_in(engine: Tempano, deploy: Deploy, rec: Any)
 
     scaled_in = await engine.run("sc-grp", "scale", {"group": "unit", "delta": -1}, timeout=120)
     assert scaled_in.status == "succeeded", scaled_in.error
-    assert {c[0] for c in ops(rec, scaled_in.id)} == {"fw_2", "fw_agent_2"}
+    assert {c[0] for c in rec.ops(scaled_in.id)} == {"fw_2", "fw_agent_2"}
     assert "fw_2" not in live(engine, "sc-grp") and "fw_1" in live(engine, "sc-grp")
     nothing_left_but_live(engine, rec, "sc-grp")
 
@@ -131,9 +127,9 @@ async def test_failed_scale_out_resumes_without_adding_again_or_rolls_back(
     assert resumed.status == "succeeded", resumed.error
     # The resumed scale-out completes vm_3 (and app_3) instead of adding another vm.
     assert {i for i in live(engine, "sc-fail") if i.startswith("vm_")} == {"vm_1", "vm_2", "vm_3"}
-    assert ("vm_3", "configure", None) in ops(rec, ref.execution_id)
-    assert ("vm_3", "create", None) not in ops(rec, ref.execution_id)
-    assert ("lb_1", "add_target", "vm_3") in ops(rec, ref.execution_id)
+    assert ("vm_3", "configure", None) in rec.ops(ref.execution_id)
+    assert ("vm_3", "create", None) not in rec.ops(ref.execution_id)
+    assert ("lb_1", "add_target", "vm_3") in rec.ops(ref.execution_id)
     nothing_left_but_live(engine, rec, "sc-fail")
 
     # A failed scale-out rolled back: what it added is uninstalled and removed.

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import tempano.workflows.api as workflow_api
+from tempano.api.worker import workflow_runner
 from tempano.workflows import registry
 from tempano.workflows.api import WorkflowContext
 from tempano.workflows.engine import WORKFLOWS
@@ -50,9 +50,7 @@ def replayer() -> Replayer:
     return Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("tempano", "pydantic", "pydantic_core")
-        ),
+        workflow_runner=workflow_runner(),
     )
 
 
