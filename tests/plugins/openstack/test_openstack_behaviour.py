@@ -231,6 +231,10 @@ def test_private_address_is_the_first_requested_nics_whatever_order_nova_lists_n
     runner.run("server.create", by_ports, relationships=(rel(mgmt_port), rel(data_port)))
     assert by_ports.attributes["private_address"] == mgmt_port.attributes["ip_address"]
     assert by_ports.attributes["addresses"]["dep-data_net_1"] == [data_port.attributes["ip_address"]]
+    # a floating IP related to the server goes on that first NIC too
+    fip = node("fip", types.FLOATING_IP, floating_network="public")
+    runner.run("floating_ip.create", fip, relationships=(rel(by_ports),))
+    assert fip.attributes["port_id"] == mgmt_port.attributes["id"]
     # the port Nova makes on the mgmt network comes after the data port: it is still the first NIC
     data_port2 = node("data_port2", types.PORT)
     runner.run("port.create", data_port2, relationships=(rel(nets["data"]),))
