@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from openstack.compute.v2.server import Server
+
 from tempano.plugins.contract import (
     ConfigurationError,
     NonRetryableError,
@@ -514,7 +516,8 @@ def detach_volume(ctx: OperationContext) -> None:
     for entry in o.ctx.resources("volume_attachment"):
         server_id, _, volume_id = entry.resource_id.partition("/")
         with o.call(f"detach volume {volume_id} from server {server_id} for"):
-            compute.delete_volume_attachment(server_id, volume_id, ignore_missing=True)
+            # a typed server spares the SDK a GET that guesses which argument is the server (and warns)
+            compute.delete_volume_attachment(Server.existing(id=server_id), volume_id, ignore_missing=True)
         volume = ignore_missing_get(storage.get_volume)(volume_id)
         if volume is not None and volume.status != "available":
             o.wait_for(
