@@ -512,19 +512,13 @@ def detach_volume(ctx: OperationContext) -> None:
     if nothing_recorded(ctx):
         return
     o = op(ctx, "volume_attachment")
-    compute, storage = o.compute, o.block_storage
+    compute, get_volume = o.compute, ignore_missing_get(o.block_storage.get_volume)
     for entry in o.ctx.resources("volume_attachment"):
         server_id, _, volume_id = entry.resource_id.partition("/")
         with o.call(f"detach volume {volume_id} from server {server_id} for"):
             # a typed server spares the SDK a GET that guesses which argument is the server (and warns)
             compute.delete_volume_attachment(Server.existing(id=server_id), volume_id, ignore_missing=True)
-        volume = ignore_missing_get(storage.get_volume)(volume_id)
+            volume = get_volume(volume_id)
         if volume is not None and volume.status != "available":
-            o.wait_for(
-                volume_id,
-                ignore_missing_get(storage.get_volume),
-                ready={"available"},
-                failed={"error"},
-                stage="available",
-            )
+            o.wait_for(volume_id, get_volume, ready={"available"}, failed={"error"}, stage="available")
         ctx.forget_resource("volume_attachment", entry.resource_id)
