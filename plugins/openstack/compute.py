@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from openstack.compute.v2.server import Server
 
 from tempano.plugins.contract import (
     ConfigurationError,
@@ -126,26 +128,29 @@ def _flavor_id(o: Op) -> str:
     return str(flavor.id)
 
 
-def _nics(o: Op) -> list[dict[str, str]] | str:
-    network = o.network
-    nics: list[dict[str, str]] = []
+def _requested_nics(o: Op) -> Iterator[dict[str, str]]:
+    """The NICs the node asks for, in boot order: ``networks`` entries, then Port/Network relationships
+    (resolved lazily: the first one alone costs at most one lookup)."""
     for item in o.properties.get("networks") or []:
         if item.get("port"):
-            nics.append({"port": find_or_fail(o, "port", str(item["port"]), network.find_port).id})
+            yield {"port": find_or_fail(o, "port", str(item["port"]), o.network.find_port).id}
             continue
-        nic = {"uuid": find_or_fail(o, "network", str(item["network"]), network.find_network).id}
+        nic = {"uuid": find_or_fail(o, "network", str(item["network"]), o.network.find_network).id}
         if item.get("fixed_ip"):
             nic["fixed_ip"] = str(item["fixed_ip"])
-        nics.append(nic)
+        yield nic
     for rel in o.ctx.relationships:  # relationship order is NIC order
         if rel.target.is_a(types.PORT) or rel.target.is_a(types.NETWORK):
             if not rel.target.attributes.get("id"):
                 raise ConfigurationError(
                     f"{o.where} is related to {rel.target.id}, which has no `id` yet: it must be created first"
                 )
-            nics.append({("port" if rel.target.is_a(types.PORT) else "uuid"): str(rel.target.attributes["id"])})
+            yield {("port" if rel.target.is_a(types.PORT) else "uuid"): str(rel.target.attributes["id"])}
+
+
+def _nics(o: Op) -> list[dict[str, str]] | str:
     # no NIC asked: let Nova pick the project's network, as `openstack server create` does
-    return nics or "auto"
+    return list(_requested_nics(o)) or "auto"
 
 
 def _boot_volume(o: Op) -> str | None:
@@ -238,9 +243,28 @@ def _adopt_or_boot(o: Op) -> tuple[Any, bool]:
     )
 
 
+def _private_address(o: Op, server: Any, fixed: list[Mapping[str, Any]]) -> str | None:
+    """The fixed address of the first NIC the server was booted with.
+
+    Nova keys its address map by network, in no NIC order: with several NICs (MAC addresses), the port of
+    the first requested NIC says which address it is."""
+    several = len({a.get("OS-EXT-IPS-MAC:mac_addr") for a in fixed}) > 1
+    first = next(_requested_nics(o), None) if several else None
+    if first is None:
+        return str(fixed[0]["addr"]) if fixed else None
+    if first.get("fixed_ip"):
+        return first["fixed_ip"]
+    with o.call(f"list the ports of server {server.id} for"):
+        ports = list(o.network.ports(device_id=server.id))
+    for port in ports:
+        if port.fixed_ips and (port.id == first.get("port") or port.network_id == first.get("uuid")):
+            return str(port.fixed_ips[0]["ip_address"])
+    return str(fixed[0]["addr"])
+
+
 def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
     addresses = server.addresses or {}
-    fixed = [a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") != "floating"]
+    fixed = [a for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") != "floating"]
     floating = [a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") == "floating"]
     outputs = {
         "id": server.id,
@@ -248,7 +272,7 @@ def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
         "cloud": o.where.cloud,
         "status": server.status,
         "host_id": server.host_id,
-        "private_address": fixed[0] if fixed else None,
+        "private_address": _private_address(o, server, fixed),
         "public_address": floating[0] if floating else None,
         "addresses": {net: [a["addr"] for a in ips] for net, ips in addresses.items()},
         "networks": {
@@ -488,18 +512,13 @@ def detach_volume(ctx: OperationContext) -> None:
     if nothing_recorded(ctx):
         return
     o = op(ctx, "volume_attachment")
-    compute, storage = o.compute, o.block_storage
+    compute, get_volume = o.compute, ignore_missing_get(o.block_storage.get_volume)
     for entry in o.ctx.resources("volume_attachment"):
         server_id, _, volume_id = entry.resource_id.partition("/")
         with o.call(f"detach volume {volume_id} from server {server_id} for"):
-            compute.delete_volume_attachment(server_id, volume_id, ignore_missing=True)
-        volume = ignore_missing_get(storage.get_volume)(volume_id)
+            # a typed server spares the SDK a GET that guesses which argument is the server (and warns)
+            compute.delete_volume_attachment(Server.existing(id=server_id), volume_id, ignore_missing=True)
+            volume = get_volume(volume_id)
         if volume is not None and volume.status != "available":
-            o.wait_for(
-                volume_id,
-                ignore_missing_get(storage.get_volume),
-                ready={"available"},
-                failed={"error"},
-                stage="available",
-            )
+            o.wait_for(volume_id, get_volume, ready={"available"}, failed={"error"}, stage="available")
         ctx.forget_resource("volume_attachment", entry.resource_id)

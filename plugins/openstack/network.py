@@ -369,13 +369,16 @@ def _wanted_port(o: Op) -> str | None:
     related = _one_target(o.ctx, types.PORT)
     if related:
         return related
-    server = _one_target(o.ctx, types.SERVER)
-    if server:
-        with o.call(f"list the ports of server {server} for"):
-            ports = list(o.network.ports(device_id=server))
+    server_id = _one_target(o.ctx, types.SERVER)
+    if server_id:
+        with o.call(f"list the ports of server {server_id} for"):
+            ports = list(o.network.ports(device_id=server_id))
         if not ports:
-            raise ConfigurationError(f"{o.where} is related to server {server}, which has no port to put it on")
-        return str(ports[0].id)
+            raise ConfigurationError(f"{o.where} is related to server {server_id}, which has no port to put it on")
+        # Neutron lists ports in no NIC order: the server's first NIC is the one holding its private_address
+        private = o.ctx.targets(node_type=types.SERVER)[0].attributes.get("private_address")
+        first = [p for p in ports if any(ip["ip_address"] == private for ip in p.fixed_ips or [])]
+        return str((first or ports)[0].id)
     return None
 
 

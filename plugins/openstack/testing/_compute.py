@@ -247,17 +247,7 @@ class Compute:
             for port in ports_to_bind:
                 port.update(device_id=server_id, device_owner="compute:nova", status="ACTIVE")
             for plug in networks_to_plug:
-                port = {
-                    "id": new_id(),
-                    "name": "",
-                    "description": "",
-                    "tenant_id": self.project_id,
-                    "project_id": self.project_id,
-                    "tags": [],
-                    "created_at": now(),
-                    "updated_at": now(),
-                    "revision_number": 1,
-                }
+                port = self.network.new_item()
                 wanted = {
                     "network_id": plug["network"]["id"],
                     "device_id": server_id,

@@ -14,7 +14,7 @@ from tempano.plugins.openstack.testing._compute import Compute
 from tempano.plugins.openstack.testing._http import ApiError, HttpServer, Request, Response, Router
 from tempano.plugins.openstack.testing._identity import Identity
 from tempano.plugins.openstack.testing._network import Network
-from tempano.plugins.openstack.testing._state import Faults, State, new_id, now
+from tempano.plugins.openstack.testing._state import Faults, State, now
 from tempano.plugins.openstack.testing._storage import Storage
 
 
@@ -150,22 +150,13 @@ class OpenStackEmulator:
         self.seed_flavor("m1.tiny", vcpus=1, ram=512, disk=1)
         self.seed_flavor("m1.small", vcpus=1, ram=2048, disk=20)
         self.seed_image("cirros")
-        base: dict[str, Any] = {
-            "tenant_id": self.identity.project_id,
-            "project_id": self.identity.project_id,
-            "tags": [],
-            "description": "",
-            "created_at": now(),
-            "updated_at": now(),
-            "revision_number": 1,
-        }
-        public = dict(base, id=new_id(), name="public")
+        public = self.network.new_item(name="public")
         self.network._build_network(public, {"router:external": True, "shared": True})
         self.state.add("network", public, seed=True)
-        subnet = dict(base, id=new_id(), name="public-subnet")
+        subnet = self.network.new_item(name="public-subnet")
         self.network._build_subnet(subnet, {"network_id": public["id"], "cidr": "203.0.113.0/24"})
         self.state.add("subnet", subnet, seed=True)
-        group = dict(base, id=new_id(), name="default", description="Default security group")
+        group = self.network.new_item(name="default", description="Default security group")
         self.network._build_security_group(group, {})
         self.state.add("security_group", group, seed=True)
         for rule in group["security_group_rules"]:

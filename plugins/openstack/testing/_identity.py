@@ -13,6 +13,12 @@ COMPUTE_MAX_MICROVERSION = "2.96"
 VOLUME_MAX_MICROVERSION = "3.70"
 
 
+def _unauthorized() -> ApiError:
+    """Keystone's 401, which every service answers to a missing or wrong token too."""
+    message = "The request you have made requires authentication."
+    return ApiError(401, {"error": {"code": 401, "title": "Unauthorized", "message": message}})
+
+
 class Identity:
     """One project, one user; tokens are random strings kept in a set."""
 
@@ -53,16 +59,7 @@ class Identity:
     def check_token(self, request: Request) -> None:
         """Refuse a request without a valid token, as every OpenStack service does."""
         if request.header("X-Auth-Token") not in self.tokens:
-            raise ApiError(
-                401,
-                {
-                    "error": {
-                        "code": 401,
-                        "title": "Unauthorized",
-                        "message": "The request you have made requires authentication.",
-                    }
-                },
-            )
+            raise _unauthorized()
 
     # -- keystone ---------------------------------------------------------------------------------------
 
@@ -90,16 +87,7 @@ class Identity:
             or user.get("password") != self.password
             or (user.get("name") not in (self.username, None) or user.get("id") not in (self.user_id, None))
         ):
-            raise ApiError(
-                401,
-                {
-                    "error": {
-                        "code": 401,
-                        "title": "Unauthorized",
-                        "message": "The request you have made requires authentication.",
-                    }
-                },
-            )
+            raise _unauthorized()
         token = secrets.token_hex(16)
         self.tokens.add(token)
         domain = {"id": "default", "name": "Default"}

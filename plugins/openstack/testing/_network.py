@@ -69,6 +69,22 @@ class Network:
 
     # -- generic collection handlers -------------------------------------------------------------------
 
+    def new_item(self, **fields: Any) -> dict[str, Any]:
+        """A new Neutron object of this project: a fresh id, empty name and tags, timestamps, then ``fields``."""
+        stamp = now()
+        return {
+            "id": new_id(),
+            "name": "",
+            "description": "",
+            "tenant_id": self.project_id,
+            "project_id": self.project_id,
+            "tags": [],
+            "created_at": stamp,
+            "updated_at": stamp,
+            "revision_number": 1,
+            **fields,
+        }
+
     def _find(self, collection: str, resource_id: str) -> dict[str, Any]:
         kind, _, _ = COLLECTIONS[collection]
         item = self.state.get(kind, resource_id)
@@ -108,17 +124,11 @@ class Network:
             with self.state.lock:
                 if self.state.over_quota(kind):
                     raise neutron_error(409, "OverQuota", f"Quota exceeded for resources: ['{kind}'].")
-                item = {
-                    "id": new_id(),
-                    "name": attrs.get("name", ""),
-                    "description": attrs.get("description", ""),
-                    "tenant_id": self.project_id,
-                    "project_id": self.project_id,
-                    "tags": list(attrs.get("tags", [])),
-                    "created_at": now(),
-                    "updated_at": now(),
-                    "revision_number": 1,
-                }
+                item = self.new_item(
+                    name=attrs.get("name", ""),
+                    description=attrs.get("description", ""),
+                    tags=list(attrs.get("tags", [])),
+                )
                 build(item, attrs)
                 self.state.add(kind, item)
             return Response(201, {singular: item})
@@ -438,17 +448,7 @@ class Network:
                         ip["subnet_id"] == subnet["id"] for ip in port["fixed_ips"]
                     ):
                         raise neutron_error(400, "BadRequest", f"Router already has a port on subnet {subnet['id']}")
-                port = {
-                    "id": new_id(),
-                    "name": "",
-                    "description": "",
-                    "tenant_id": self.project_id,
-                    "project_id": self.project_id,
-                    "tags": [],
-                    "created_at": now(),
-                    "updated_at": now(),
-                    "revision_number": 1,
-                }
+                port = self.new_item()
                 # the interface takes the subnet's gateway address, which IPAM never hands out to other ports
                 self._build_port(
                     port,

@@ -215,6 +215,34 @@ def test_two_clouds_in_one_clouds_yaml_serve_two_nodes(
     assert clouds["east"].leftovers() == {} and clouds["west"].leftovers() == {}
 
 
+def test_private_address_is_the_first_requested_nics_whatever_order_nova_lists_networks_in(
+    cloud: OpenStackEmulator, runner: OperationRunner
+) -> None:
+    nets = {}
+    for name, cidr in (("data", "10.2.0.0/24"), ("mgmt", "10.3.0.0/24")):
+        nets[name] = node(f"{name}_net", types.NETWORK)
+        runner.run("network.create", nets[name])
+        runner.run("subnet.create", node(f"{name}_subnet", types.SUBNET, cidr=cidr), relationships=(rel(nets[name]),))
+    # the data port exists first, so the emulated Nova lists the data network first, as a real one may
+    data_port, mgmt_port = node("data_port", types.PORT), node("mgmt_port", types.PORT)
+    runner.run("port.create", data_port, relationships=(rel(nets["data"]),))
+    runner.run("port.create", mgmt_port, relationships=(rel(nets["mgmt"]),))
+    by_ports = server_node("by_ports")
+    runner.run("server.create", by_ports, relationships=(rel(mgmt_port), rel(data_port)))
+    assert by_ports.attributes["private_address"] == mgmt_port.attributes["ip_address"]
+    assert by_ports.attributes["addresses"]["dep-data_net_1"] == [data_port.attributes["ip_address"]]
+    # a floating IP related to the server goes on that first NIC too
+    fip = node("fip", types.FLOATING_IP, floating_network="public")
+    runner.run("floating_ip.create", fip, relationships=(rel(by_ports),))
+    assert fip.attributes["port_id"] == mgmt_port.attributes["id"]
+    # the port Nova makes on the mgmt network comes after the data port: it is still the first NIC
+    data_port2 = node("data_port2", types.PORT)
+    runner.run("port.create", data_port2, relationships=(rel(nets["data"]),))
+    by_network = server_node("by_network")
+    runner.run("server.create", by_network, relationships=(rel(nets["mgmt"]), rel(data_port2)))
+    assert str(by_network.attributes["private_address"]).startswith("10.3.0.")
+
+
 def test_anti_affinity_places_group_members_on_different_hosts(
     cloud: OpenStackEmulator, runner: OperationRunner
 ) -> None:
