@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tempano.blueprints._yaml import Path_
-from tempano.blueprints.functions import FunctionError, evaluate, function_name
+from tempano.blueprints.functions import STRING_FUNCTIONS, FunctionError, evaluate, function_name
 
 if TYPE_CHECKING:
     from tempano.blueprints._state import CompileState
@@ -94,7 +94,7 @@ class FunctionCompiler:
             return {name: self.compile_value(args, ctx, fpath, entity)}
         if name == "get_secret":
             return {name: args}
-        if name in {"concat", "join", "token"}:
+        if name in STRING_FUNCTIONS:
             compiled = self.compile_value(args, ctx, fpath, entity)
             if is_constant(compiled):
                 try:
