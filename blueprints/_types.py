@@ -196,6 +196,14 @@ class TypeIndex:
     def properties(self, name: str) -> dict[str, Any]:
         return self._merged(name, "properties")
 
+    def defaults(self, name: str, section: str = "properties") -> dict[str, Any]:
+        """The ``default`` of every property (or attribute) definition along the type chain (a fresh dict)."""
+        return {
+            key: definition["default"]
+            for key, definition in self._merged(name, section).items()
+            if isinstance(definition, Mapping) and "default" in definition
+        }
+
     def attributes(self, name: str) -> dict[str, Any]:
         return self._merged(name, "attributes")
 
