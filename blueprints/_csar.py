@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
-from tempano.blueprints._loader import display_name
+from tempano.blueprints._loader import display_name, resolve_written
 from tempano.blueprints._yaml import Limits
 
 META = "TOSCA-Metadata/TOSCA.meta"
@@ -88,8 +88,8 @@ def _root(name: str, directory: Path, members: set[str]) -> Path:
                 entry = value.strip()
         if not entry:
             raise BlueprintLoadError([ErrorDetail(f"{META} has no Entry-Definitions line; add one", name)])
-        root = (directory / entry).resolve()
-        if not root.is_relative_to(directory.resolve()) or not root.is_file():
+        root = resolve_written(directory, entry)
+        if root is None or not root.is_relative_to(directory.resolve()) or not root.is_file():
             raise BlueprintLoadError(
                 [ErrorDetail(f"Entry-Definitions {entry!r} in {META} is not a file of the archive", name)]
             )

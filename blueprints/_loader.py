@@ -91,6 +91,18 @@ def display_name(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+def resolve_written(base: Path, written: str) -> Path | None:
+    """Where a path the blueprint wrote leads from ``base`` (resolved), or None where no file can be: a NUL byte, a
+    name too long, a directory we may not enter. The file system raises for those instead of answering "no such
+    file"; checked here, they become the caller's located error instead of an exception."""
+    try:
+        path = (base / written).resolve()
+        path.is_file()  # a stat: raises OSError for the names and places above
+    except (OSError, ValueError):
+        return None
+    return path
+
+
 def read_document(path: Path, display: str, limits: Limits, sources: SourceSet) -> YamlDocument:
     """Read and parse one file, within the size limits."""
     try:
@@ -216,7 +228,10 @@ class ImportResolver:
             self._read_remote(doc, where, url, prefix)
             return
         base = Path(here).parent if isinstance(here, Path) else self._base
-        path = (base / target).resolve()
+        path = resolve_written(base, target)
+        if path is None:
+            self._sources.errors.append(doc.positions.detail(where, f"the import {target!r} cannot name a file"))
+            return
         if self._confine and not path.is_relative_to(self._base):
             self._sources.errors.append(
                 doc.positions.detail(where, f"the import {target!r} points outside the blueprint archive")

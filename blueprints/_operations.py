@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tempano.blueprints._functions import Context, FunctionCompiler
+from tempano.blueprints._loader import resolve_written
 from tempano.blueprints._types import Operation, interface_operations, short_interface
 from tempano.blueprints._yaml import Path_
 from tempano.blueprints.plan import OperationSpec, RelationshipSpec, RetryPolicy
@@ -175,11 +176,12 @@ class OperationCompiler:
             return None
         base = self._c.blueprint.base_dir
         # Relative to the root template (CSARs write ../Scripts/x.sh from Definitions/), then to the base.
-        candidates = [(self._c.blueprint.root_file.parent / impl).resolve(), (base / impl).resolve()]
+        written = (resolve_written(self._c.blueprint.root_file.parent, impl), resolve_written(base, impl))
+        candidates = [path for path in written if path is not None]
         for path in candidates:
             if path.is_relative_to(base) and path.is_file():
                 return path.relative_to(base).as_posix()
-        if not any(path.is_relative_to(base) for path in candidates):
+        if candidates and not any(path.is_relative_to(base) for path in candidates):
             self._error(
                 op,
                 f"{key}: artifact {impl!r} is outside the blueprint directory; keep artifacts in it",

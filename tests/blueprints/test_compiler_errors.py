@@ -237,3 +237,43 @@ def test_a_heat_template_is_recognised(tmp_path: Path) -> None:
         f"{path}:2:1: this is an OpenStack Heat (HOT) template, not a TOSCA service template: tempano deploys "
         "TOSCA blueprints; describe its resources with the tempano.nodes.openstack.* types instead"
     ]
+
+
+# Names the file system refuses with an exception (ValueError for a NUL byte, OSError for a name too long) rather
+# than "no such file".
+IMPOSSIBLE_NAMES = pytest.mark.parametrize("name", ["a\\0b.yaml", "x" * 300 + ".yaml"], ids=["nul", "too-long"])
+
+
+@IMPOSSIBLE_NAMES
+def test_an_import_no_file_can_have_is_located(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, HEADER + f'imports:\n  - "{name}"\n')
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:3:5:") and "cannot name a file" in line, line
+
+
+@IMPOSSIBLE_NAMES
+def test_an_artifact_no_file_can_have_is_located(tmp_path: Path, name: str) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              interfaces:
+                Standard:
+                  configure: "{name}"
+        """,
+    )
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:9:11: a: Standard.configure") and "does not exist" in line, line
+
+
+@IMPOSSIBLE_NAMES
+def test_a_csar_entry_no_file_can_have_is_refused(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "odd.csar"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("TOSCA-Metadata/TOSCA.meta", f"Entry-Definitions: {name}\n".replace("\\0", "\0"))
+        zf.writestr("bp.yaml", HEADER)
+    (line,) = errors_of(archive)
+    assert "odd.csar" in line and "is not a file of the archive" in line, line
