@@ -271,14 +271,7 @@ class ImportResolver:
                 doc.positions.detail(where, f"the blueprint imports more than {self._limits.max_files} files")
             )
             return
-        try:
-            imported = read_document(path, display, self._limits, self._sources)
-        except BlueprintLoadError as exc:
-            self._sources.errors.extend(exc.errors)
-            return
-        self._sources.documents[display] = imported
-        self._sources.add_types(imported, prefix)
-        self.resolve(imported, path)
+        self._add(lambda: read_document(path, display, self._limits, self._sources), display, prefix, path)
 
     def _read_remote(self, doc: YamlDocument, where: Path_, url: str, prefix: str | None) -> None:
         if not self._allow_remote:
@@ -299,14 +292,18 @@ class ImportResolver:
         except (OSError, ValueError) as exc:
             self._sources.errors.append(doc.positions.detail(where, f"cannot fetch {url!r}: {exc}"))
             return
+        self._add(lambda: load_yaml_bytes(raw, url, self._limits), url, prefix, url)
+
+    def _add(self, read: Callable[[], YamlDocument], key: str, prefix: str | None, here: Path | str) -> None:
+        """Add the document ``read`` returns (named ``key``), its types and its imports."""
         try:
-            imported = load_yaml_bytes(raw, url, self._limits)
+            imported = read()
         except BlueprintLoadError as exc:
             self._sources.errors.extend(exc.errors)
             return
-        self._sources.documents[url] = imported
+        self._sources.documents[key] = imported
         self._sources.add_types(imported, prefix)
-        self.resolve(imported, url)
+        self.resolve(imported, here)
 
 
 SOL001_VNFD_TYPES = "etsi_nfv_sol001_vnfd_types.yaml"
