@@ -11,7 +11,7 @@ from typing import Any
 import click
 import yaml
 
-from tempano.blueprints import BlueprintError, Plan, bind_inputs, blueprint_files, compile, load, plan_to_dot
+from tempano.blueprints import BlueprintError, bind_inputs, blueprint_files, compile, compile_path, load, plan_to_dot
 
 
 def _fail(error: BlueprintError) -> None:
@@ -30,16 +30,6 @@ def _read_inputs(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold a mapping of input names to values", param_hint="--inputs")
     return data
-
-
-def _compile(path: Path, allow_remote_imports: bool) -> Plan:
-    """Load and compile (plugin operations checked against the installed plugins); a CSAR's extraction is
-    removed afterwards."""
-    blueprint = load(path, allow_remote_imports=allow_remote_imports)
-    try:
-        return compile(blueprint)
-    finally:
-        blueprint.cleanup()
 
 
 def own_files(path: Path) -> list[str]:
@@ -68,7 +58,7 @@ def blueprints() -> None:
 def validate(path: Path, allow_remote_imports: bool) -> None:
     """Print OK, or every problem as file:line:col: entity: message (exit status 1)."""
     try:
-        _compile(path, allow_remote_imports)
+        compile_path(path, allow_remote_imports=allow_remote_imports)
     except BlueprintError as error:
         _fail(error)
     click.echo("OK")
@@ -87,7 +77,7 @@ def validate(path: Path, allow_remote_imports: bool) -> None:
 def plan(path: Path, inputs_file: Path | None, fmt: str, allow_remote_imports: bool) -> None:
     """Show the plan PATH compiles into: JSON, or the topology and install order as DOT or SVG."""
     try:
-        compiled = _compile(path, allow_remote_imports)
+        compiled = compile_path(path, allow_remote_imports=allow_remote_imports)
         if inputs_file is not None:
             compiled = bind_inputs(compiled, _read_inputs(inputs_file))
     except BlueprintError as error:

@@ -25,7 +25,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tempano.api.settings import Settings
-from tempano.blueprints import blueprint_files
+from tempano.blueprints import Blueprint, blueprint_files, compile_path, load
+from tempano.blueprints import compile as compile_blueprint
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
 from tempano.plugins.registry import PluginRegistry, load_plugins
@@ -205,9 +206,7 @@ class Tempano:
     def validate_blueprint_bytes(self, filename: str, content: bytes) -> Plan:
         """Compiles a YAML document or CSAR zip without storing anything."""
         with tempfile.TemporaryDirectory(prefix="tempano-validate-") as tmp:
-            blueprint, plan = _compile(_spool(Path(tmp), filename, content), self._has_operation)
-            blueprint.cleanup()
-            return plan
+            return compile_path(_spool(Path(tmp), filename, content), has_operation=self._has_operation)
 
     def delete_blueprint(self, blueprint_id: str) -> None:
         """Deletes a blueprint no deployment uses (409 otherwise), with its stored files."""
@@ -510,21 +509,14 @@ def _spool(tmp: Path, filename: str, content: bytes) -> Path:
     return path
 
 
-def _compile(path: Path, has_operation: Callable[[str], bool]) -> tuple[Any, Plan]:
-    """Loads and compiles; any failure on what the caller sent is a BlueprintError (a 422, never a 500)."""
-    from tempano.blueprints import BlueprintError, load
-    from tempano.blueprints import compile as compile_blueprint
+def _compile(path: Path, has_operation: Callable[[str], bool]) -> tuple[Blueprint, Plan]:
+    """Loads and compiles; a bad blueprint is a BlueprintError (the compiler guarantees it: a 422, never a 500).
 
-    blueprint = None
+    The caller removes a CSAR's extraction (``blueprint.cleanup()``) once it has copied the files.
+    """
+    blueprint = load(path)
     try:
-        blueprint = load(path)
         return blueprint, compile_blueprint(blueprint, has_operation=has_operation)
-    except BlueprintError:
-        if blueprint is not None:
-            blueprint.cleanup()
+    except BaseException:
+        blueprint.cleanup()
         raise
-    except (RecursionError, ValueError, TypeError, KeyError, AttributeError, UnicodeError, OSError) as e:
-        if blueprint is not None:
-            blueprint.cleanup()
-        log.warning("blueprint %s could not be compiled", path.name, exc_info=True)
-        raise BlueprintError(f"the blueprint could not be read ({type(e).__name__}: {e})") from None

@@ -12,7 +12,7 @@ from tempano.blueprints._errors import (
 )
 from tempano.blueprints._files import blueprint_files
 from tempano.blueprints._inputs import bind_inputs
-from tempano.blueprints.functions import FunctionError, Resolver, evaluate, has_runtime_functions, has_secret
+from tempano.blueprints.functions import FunctionError, Resolver, evaluate
 from tempano.blueprints.plan import (
     INSTALL_PHASES,
     NODE_PHASE_OPERATIONS,
@@ -62,8 +62,6 @@ __all__ = [
     "compile",
     "compile_path",
     "evaluate",
-    "has_runtime_functions",
-    "has_secret",
     "install_waves",
     "load",
     "plan_to_dot",

@@ -31,6 +31,10 @@ def compile_path(
     allow_remote_imports: bool = False,
     has_operation: Callable[[str], bool] | None = installed_operation,
 ) -> Plan:
-    """Load and compile a blueprint, and bind ``inputs`` when given."""
-    plan = compile(load(path, allow_remote_imports=allow_remote_imports), has_operation=has_operation)
+    """Load and compile a blueprint, and bind ``inputs`` when given; a CSAR's extraction is removed afterwards."""
+    blueprint = load(path, allow_remote_imports=allow_remote_imports)
+    try:
+        plan = compile(blueprint, has_operation=has_operation)
+    finally:
+        blueprint.cleanup()
     return bind_inputs(plan, inputs) if inputs is not None else plan

@@ -82,7 +82,6 @@ def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Bluep
         raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
     if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
         # Extracted into a fresh temporary directory: Blueprint.cleanup() removes it.
-
         extracted, root = extract_csar(given, limits)
         archive_name = display_name(given)
         inside = extracted.resolve()
@@ -93,7 +92,11 @@ def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Bluep
                 return f"{archive_name}/{resolved.relative_to(inside).as_posix()}"
             return display_name(member)
 
-        blueprint = _load_file(root, extracted, allow_remote_imports, limits, confine=True, namer=namer)
+        try:
+            blueprint = _load_file(root, extracted, allow_remote_imports, limits, confine=True, namer=namer)
+        except BaseException:
+            shutil.rmtree(extracted, ignore_errors=True)  # no Blueprint to clean up after
+            raise
         blueprint.archive = given
         return blueprint
     return _load_file(given, given.parent, allow_remote_imports, limits, confine=False)

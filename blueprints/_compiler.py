@@ -85,7 +85,7 @@ class Compiler:
                 self.error(self.node_path(name, "type"), f"unknown node type {type_name!r}", name)
             self.nodes[name] = Node(name, raw, type_name)
         for node in self.nodes.values():
-            node.properties = self._properties(node)
+            node.properties = self._values(node, "properties")
             self._requirements(node)
         self._scaling()
         functions = FunctionCompiler(self)
@@ -110,7 +110,7 @@ class Compiler:
                 type=node.type,
                 type_hierarchy=self.types.chain(node.type)[1:],
                 properties=properties,
-                attributes=self._attributes(node),
+                attributes=self._values(node, "attributes"),
                 operations=operations.node_operations(node),
                 relationships=relationships,
                 host=node.host,
@@ -144,22 +144,10 @@ class Compiler:
 
     # -- properties and attributes ------------------------------------------------------------------
 
-    def _properties(self, node: Node) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, definition in self.types.properties(node.type).items():
-            if isinstance(definition, Mapping) and "default" in definition:
-                values[name] = definition["default"]
-        given = node.template.get("properties")
-        if isinstance(given, Mapping):
-            values.update({str(k): v for k, v in given.items()})
-        return dict(sorted(values.items()))
-
-    def _attributes(self, node: Node) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, definition in self.types.attributes(node.type).items():
-            if isinstance(definition, Mapping) and "default" in definition:
-                values[name] = definition["default"]
-        given = node.template.get("attributes")
+    def _values(self, node: Node, section: str) -> dict[str, Any]:
+        """The node's properties or attributes: the type's defaults, overridden by the template's values."""
+        values = self.types.defaults(node.type, section)
+        given = node.template.get(section)
         if isinstance(given, Mapping):
             values.update({str(k): v for k, v in given.items()})
         return dict(sorted(values.items()))
@@ -224,11 +212,7 @@ class Compiler:
         if not self.types.known(rel_type):
             self.error(path, f"unknown relationship type {rel_type!r}", node.name)
             return None
-        defaults = {
-            name: d["default"]
-            for name, d in self.types.properties(rel_type).items()
-            if isinstance(d, Mapping) and "default" in d
-        }
+        defaults = self.types.defaults(rel_type)
         return RelationshipSpec(
             name=req_name,
             type=rel_type,

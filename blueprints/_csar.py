@@ -7,13 +7,16 @@ bounded sizes (zip bombs), so an archive cannot write outside its extraction dir
 
 from __future__ import annotations
 
+import lzma
+import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
-from tempano.blueprints._loader import display_name
+from tempano.blueprints._loader import display_name, resolve_written
 from tempano.blueprints._yaml import Limits
 
 META = "TOSCA-Metadata/TOSCA.meta"
@@ -21,14 +24,27 @@ CSAR_DIR_PREFIX = "tempano-csar-"
 MAX_MEMBERS = 10_000
 
 
-def extract_csar(archive: Path, limits: Limits, into: Path | None = None) -> tuple[Path, Path]:
-    """Extract ``archive`` into a new directory (or ``into``); returns (directory, root template path)."""
+def extract_csar(archive: Path, limits: Limits) -> tuple[Path, Path]:
+    """Extract ``archive`` into a new temporary directory; returns (directory, root template path).
+
+    The directory is removed again when the archive is refused.
+    """
     name = display_name(archive)
+    target = Path(tempfile.mkdtemp(prefix=CSAR_DIR_PREFIX))
+    try:
+        members = _extract(archive, name, target, limits)
+        return target, _root(name, target, members)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _extract(archive: Path, name: str, target: Path, limits: Limits) -> set[str]:
+    """Write the members into ``target``; returns their names."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             _check_members(name, members, limits)
-            target = into or Path(tempfile.mkdtemp(prefix=CSAR_DIR_PREFIX))
             for info in members:
                 if info.is_dir():
                     continue
@@ -43,12 +59,17 @@ def extract_csar(archive: Path, limits: Limits, into: Path | None = None) -> tup
                                 [ErrorDetail(f"{info.filename} expands beyond the size limit", name)]
                             )
                         out.write(chunk)
-            meta = {info.filename for info in members}
     except zipfile.BadZipFile as exc:
         raise BlueprintLoadError([ErrorDetail(f"not a valid CSAR (zip) archive: {exc}", name)]) from None
+    except (RuntimeError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        # zipfile's answers to encrypted members (RuntimeError), unsupported compression (NotImplementedError)
+        # and damaged compressed data.
+        raise BlueprintLoadError(
+            [ErrorDetail(f"cannot extract the archive ({exc}); rebuild it unencrypted, stored or deflated", name)]
+        ) from None
     except OSError as exc:
         raise BlueprintLoadError([ErrorDetail(f"cannot read the archive: {exc}", name)]) from None
-    return target, _root(name, target, meta)
+    return {info.filename for info in members}
 
 
 def _check_members(name: str, members: list[zipfile.ZipInfo], limits: Limits) -> None:
@@ -88,8 +109,8 @@ def _root(name: str, directory: Path, members: set[str]) -> Path:
                 entry = value.strip()
         if not entry:
             raise BlueprintLoadError([ErrorDetail(f"{META} has no Entry-Definitions line; add one", name)])
-        root = (directory / entry).resolve()
-        if not root.is_relative_to(directory.resolve()) or not root.is_file():
+        root = resolve_written(directory, entry)
+        if root is None or not root.is_relative_to(directory.resolve()) or not root.is_file():
             raise BlueprintLoadError(
                 [ErrorDetail(f"Entry-Definitions {entry!r} in {META} is not a file of the archive", name)]
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tempano.blueprints._blueprint import Blueprint
-from tempano.blueprints._loader import is_url
+from tempano.blueprints._loader import is_url, resolve_written
 from tempano.blueprints.plan import Plan
 
 ANSIBLE_FOLDERS = (
@@ -61,13 +61,10 @@ def blueprint_files(blueprint: Blueprint, plan: Plan) -> list[str]:
 
 
 def _file_inside(start: Path, text: str, base: Path) -> Path | None:
-    if not text or len(text) > _LONGEST_PATH or "\n" in text or "\0" in text or is_url(text):
+    if not text or len(text) > _LONGEST_PATH or "\n" in text or is_url(text):
         return None
-    try:
-        path = (start / text).resolve()
-        return path if path.is_relative_to(base) and path != base and path.is_file() else None
-    except (OSError, ValueError):
-        return None
+    path = resolve_written(start, text)
+    return path if path is not None and path.is_relative_to(base) and path != base and path.is_file() else None
 
 
 def _plan_strings(plan: Plan) -> Iterator[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tempano.blueprints._yaml import Path_
-from tempano.blueprints.functions import FunctionError, evaluate, function_name
+from tempano.blueprints.functions import STRING_FUNCTIONS, FunctionError, evaluate, function_name
 
 if TYPE_CHECKING:
     from tempano.blueprints._state import CompileState
@@ -94,7 +94,7 @@ class FunctionCompiler:
             return {name: self.compile_value(args, ctx, fpath, entity)}
         if name == "get_secret":
             return {name: args}
-        if name in {"concat", "join", "token"}:
+        if name in STRING_FUNCTIONS:
             compiled = self.compile_value(args, ctx, fpath, entity)
             if is_constant(compiled):
                 try:
@@ -188,13 +188,9 @@ class FunctionCompiler:
 
     def _capability_properties(self, node_name: str, capability: str) -> dict[str, Any]:
         node = self._c.nodes[node_name]
-        values: dict[str, Any] = {}
         definition = self._c.types.capabilities(node.type).get(capability)
         cap_type = definition.get("type") if isinstance(definition, Mapping) else definition
-        if isinstance(cap_type, str):
-            for name, prop in self._c.types.properties(cap_type).items():
-                if isinstance(prop, Mapping) and "default" in prop:
-                    values[name] = prop["default"]
+        values = self._c.types.defaults(cap_type) if isinstance(cap_type, str) else {}
         if isinstance(definition, Mapping) and isinstance(definition.get("properties"), Mapping):
             for name, prop in definition["properties"].items():
                 if isinstance(prop, Mapping) and "default" in prop:

@@ -8,12 +8,11 @@ from typing import Any
 
 from tempano.blueprints._errors import ErrorDetail, InputError
 from tempano.blueprints._functions import fold, is_constant
-from tempano.blueprints.functions import FunctionError, function_name
+from tempano.blueprints.functions import STRING_FUNCTIONS, FunctionError, function_name
 from tempano.blueprints.plan import InputSpec, Plan
 
 _WHERE = "<inputs>"
 _SCALAR_UNIT = re.compile(r"^\s*[-+]?\d+(\.\d+)?\s*[A-Za-z]+\s*$")
-_STRING_FUNCTIONS = ("concat", "join", "token")
 
 
 def bind_inputs(plan: Plan, inputs: Mapping[str, Any]) -> Plan:
@@ -81,7 +80,7 @@ class _Binder:
                     return None
             return found
         bound = self.bind(args)
-        if name in _STRING_FUNCTIONS and is_constant(bound):
+        if name in STRING_FUNCTIONS and is_constant(bound):
             try:
                 return fold(name, bound)
             except (FunctionError, ValueError, TypeError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
-from tempano.blueprints._yaml import DEFAULT_LIMITS, Limits, Path_, PositionMap, YamlDocument, load_yaml_bytes
+from tempano.blueprints._yaml import DEFAULT_LIMITS, Limits, Path_, YamlDocument, load_yaml_bytes
 
 TYPE_SECTIONS = (
     "artifact_types",
@@ -28,13 +28,17 @@ TYPES_DIR = Path(__file__).parent / "types"
 PROFILES_DIR = Path(__file__).parent / "profiles"
 ROOT_FILE_NAMES = ("blueprint.yaml", "main.yaml", "service.yaml", "template.yaml")
 
-# Well-known URLs of profile type files, answered by our own local definitions (see profiles/README.md), so a
-# vendor's VNFD compiles offline and without trusting the network.
-_BUNDLED_URL_SUFFIXES = {
-    "etsi_nfv_sol001_common_types.yaml": "etsi_nfv_sol001_common_types.yaml",
-    "etsi_nfv_sol001_vnfd_types.yaml": "etsi_nfv_sol001_vnfd_types.yaml",
-    "etsi_nfv_sol001_nsd_types.yaml": "etsi_nfv_sol001_nsd_types.yaml",
-}
+# Profile type files, imported by well-known URL or bare name, answered by our own local definitions (see
+# profiles/README.md), so a vendor's VNFD compiles offline and without trusting the network.
+_BUNDLED_PROFILES = frozenset(
+    {"etsi_nfv_sol001_common_types.yaml", "etsi_nfv_sol001_vnfd_types.yaml", "etsi_nfv_sol001_nsd_types.yaml"}
+)
+
+
+def _bundled_profile(name: str) -> Path | None:
+    """tempano's own copy of the profile file ``name``, if it has one."""
+    path = PROFILES_DIR / name
+    return path if name in _BUNDLED_PROFILES and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,18 @@ def display_name(path: Path) -> str:
     except ValueError:
         return str(path)
     return str(path) if rel.startswith("..") else rel
+
+
+def resolve_written(base: Path, written: str) -> Path | None:
+    """Where a path the blueprint wrote leads from ``base`` (resolved), or None where no file can be: a NUL byte, a
+    name too long, a directory we may not enter. The file system raises for those instead of answering "no such
+    file"; checked here, they become the caller's located error instead of an exception."""
+    try:
+        path = (base / written).resolve()
+        path.is_file()  # a stat: raises OSError for the names and places above
+    except (OSError, ValueError):
+        return None
+    return path
 
 
 def read_document(path: Path, display: str, limits: Limits, sources: SourceSet) -> YamlDocument:
@@ -207,7 +223,7 @@ class ImportResolver:
         return target, str(prefix) if prefix else None
 
     def _load(self, doc: YamlDocument, where: Path_, target: str, prefix: str | None, here: Path | str) -> None:
-        bundled = self._bundled(target)
+        bundled = _bundled_profile(target.rstrip("/").rsplit("/", 1)[-1]) if is_url(target) else None
         if bundled is not None:
             self._read_local(doc, where, bundled, f"<tempano profiles>/{bundled.name}", prefix)
             return
@@ -216,7 +232,10 @@ class ImportResolver:
             self._read_remote(doc, where, url, prefix)
             return
         base = Path(here).parent if isinstance(here, Path) else self._base
-        path = (base / target).resolve()
+        path = resolve_written(base, target)
+        if path is None:
+            self._sources.errors.append(doc.positions.detail(where, f"the import {target!r} cannot name a file"))
+            return
         if self._confine and not path.is_relative_to(self._base):
             self._sources.errors.append(
                 doc.positions.detail(where, f"the import {target!r} points outside the blueprint archive")
@@ -231,9 +250,9 @@ class ImportResolver:
                 path = sibling
         if not path.is_file():
             # A VNFD importing the SOL001 type files by bare name but not shipping them gets tempano's own.
-            local = _BUNDLED_URL_SUFFIXES.get(path.name)
-            if local is not None and (PROFILES_DIR / local).is_file():
-                self._read_local(doc, where, PROFILES_DIR / local, f"<tempano profiles>/{local}", prefix)
+            bundled = _bundled_profile(path.name)
+            if bundled is not None:
+                self._read_local(doc, where, bundled, f"<tempano profiles>/{bundled.name}", prefix)
                 return
             self._sources.errors.append(
                 doc.positions.detail(where, f"the imported file {target!r} does not exist (looked at {path})")
@@ -241,16 +260,6 @@ class ImportResolver:
             return
         self._sources.local_imports.add(path)
         self._read_local(doc, where, path, self._namer(path), prefix)
-
-    def _bundled(self, target: str) -> Path | None:
-        if not is_url(target):
-            return None
-        name = target.rstrip("/").rsplit("/", 1)[-1]
-        local = _BUNDLED_URL_SUFFIXES.get(name)
-        if local is None:
-            return None
-        path = PROFILES_DIR / local
-        return path if path.is_file() else None
 
     def _read_local(self, doc: YamlDocument, where: Path_, path: Path, display: str, prefix: str | None) -> None:
         key = str(path)
@@ -262,14 +271,7 @@ class ImportResolver:
                 doc.positions.detail(where, f"the blueprint imports more than {self._limits.max_files} files")
             )
             return
-        try:
-            imported = read_document(path, display, self._limits, self._sources)
-        except BlueprintLoadError as exc:
-            self._sources.errors.extend(exc.errors)
-            return
-        self._sources.documents[display] = imported
-        self._sources.add_types(imported, prefix)
-        self.resolve(imported, path)
+        self._add(lambda: read_document(path, display, self._limits, self._sources), display, prefix, path)
 
     def _read_remote(self, doc: YamlDocument, where: Path_, url: str, prefix: str | None) -> None:
         if not self._allow_remote:
@@ -290,14 +292,18 @@ class ImportResolver:
         except (OSError, ValueError) as exc:
             self._sources.errors.append(doc.positions.detail(where, f"cannot fetch {url!r}: {exc}"))
             return
+        self._add(lambda: load_yaml_bytes(raw, url, self._limits), url, prefix, url)
+
+    def _add(self, read: Callable[[], YamlDocument], key: str, prefix: str | None, here: Path | str) -> None:
+        """Add the document ``read`` returns (named ``key``), its types and its imports."""
         try:
-            imported = load_yaml_bytes(raw, url, self._limits)
+            imported = read()
         except BlueprintLoadError as exc:
             self._sources.errors.extend(exc.errors)
             return
-        self._sources.documents[url] = imported
+        self._sources.documents[key] = imported
         self._sources.add_types(imported, prefix)
-        self.resolve(imported, url)
+        self.resolve(imported, here)
 
 
 SOL001_VNFD_TYPES = "etsi_nfv_sol001_vnfd_types.yaml"
@@ -324,8 +330,3 @@ def library_sources() -> SourceSet:
         sources.documents[doc.file] = doc
         sources.add_types(doc)
     return sources
-
-
-def positions_of(sources: SourceSet, file: str) -> PositionMap:
-    doc = sources.documents.get(file)
-    return doc.positions if doc is not None else PositionMap(file)

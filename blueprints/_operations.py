@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tempano.blueprints._functions import Context, FunctionCompiler
-from tempano.blueprints._types import Operation, interface_operations, short_interface
+from tempano.blueprints._loader import resolve_written
+from tempano.blueprints._types import Operation, refine_operations
 from tempano.blueprints._yaml import Path_
 from tempano.blueprints.plan import OperationSpec, RelationshipSpec, RetryPolicy
 
@@ -65,21 +66,7 @@ class OperationCompiler:
         return self._specs(ops, ctx, node.name)
 
     def _apply_template(self, ops: dict[str, Operation], interfaces: Any, path: Path_) -> None:
-        if not isinstance(interfaces, Mapping):
-            return
-        file = self._c.blueprint.file
-        for iface_name, iface in interfaces.items():
-            short = short_interface(str(iface_name))
-            shared = iface.get("inputs") if isinstance(iface, Mapping) else None
-            has_ops_key = isinstance(iface, Mapping) and isinstance(iface.get("operations"), Mapping)
-            for op_name, op_def in interface_operations(iface).items():
-                key = f"{short}.{op_name}"
-                op = ops.get(key) or Operation()
-                op_path = (*path, str(iface_name), *(("operations",) if has_ops_key else ()), op_name)
-                if isinstance(shared, Mapping):
-                    op.refine({"inputs": shared}, file=file, path=op_path, in_type=False)
-                op.refine(op_def, file=file, path=op_path, in_type=False)
-                ops[key] = op
+        refine_operations(ops, interfaces, file=self._c.blueprint.file, path=path, in_type=False)
 
     def _artifacts(self, node: Node) -> dict[str, str]:
         """The node's artifacts (type and template), name -> file: implementations may name them."""
@@ -175,11 +162,12 @@ class OperationCompiler:
             return None
         base = self._c.blueprint.base_dir
         # Relative to the root template (CSARs write ../Scripts/x.sh from Definitions/), then to the base.
-        candidates = [(self._c.blueprint.root_file.parent / impl).resolve(), (base / impl).resolve()]
+        written = (resolve_written(self._c.blueprint.root_file.parent, impl), resolve_written(base, impl))
+        candidates = [path for path in written if path is not None]
         for path in candidates:
             if path.is_relative_to(base) and path.is_file():
                 return path.relative_to(base).as_posix()
-        if not any(path.is_relative_to(base) for path in candidates):
+        if candidates and not any(path.is_relative_to(base) for path in candidates):
             self._error(
                 op,
                 f"{key}: artifact {impl!r} is outside the blueprint directory; keep artifacts in it",

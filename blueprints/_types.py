@@ -114,8 +114,25 @@ def interface_operations(interface: Any) -> dict[str, Any]:
     return {str(k): v for k, v in interface.items() if k not in _INTERFACE_KEYWORDS}
 
 
-def interface_inputs(interface: Any) -> Any:
-    return interface.get("inputs") if isinstance(interface, Mapping) else None
+def refine_operations(
+    ops: dict[str, Operation], interfaces: Any, *, file: str, path: tuple[str | int, ...], in_type: bool
+) -> None:
+    """Apply an ``interfaces`` section (a type's, or a template's assignments) to ``ops``, keyed
+    ``Interface.operation``; ``path`` locates the section in ``file``."""
+    if not isinstance(interfaces, Mapping):
+        return
+    for iface_name, iface in interfaces.items():
+        short = short_interface(str(iface_name))
+        shared = iface.get("inputs") if isinstance(iface, Mapping) else None
+        has_operations_key = isinstance(iface, Mapping) and isinstance(iface.get("operations"), Mapping)
+        for op_name, op_def in interface_operations(iface).items():
+            key = f"{short}.{op_name}"
+            op = ops.get(key) or Operation()
+            op_path = (*path, str(iface_name), *(("operations",) if has_operations_key else ()), op_name)
+            if isinstance(shared, Mapping):
+                op.refine({"inputs": shared}, file=file, path=op_path, in_type=in_type)
+            op.refine(op_def, file=file, path=op_path, in_type=in_type)
+            ops[key] = op
 
 
 class TypeIndex:
@@ -196,6 +213,14 @@ class TypeIndex:
     def properties(self, name: str) -> dict[str, Any]:
         return self._merged(name, "properties")
 
+    def defaults(self, name: str, section: str = "properties") -> dict[str, Any]:
+        """The ``default`` of every property (or attribute) definition along the type chain (a fresh dict)."""
+        return {
+            key: definition["default"]
+            for key, definition in self._merged(name, section).items()
+            if isinstance(definition, Mapping) and "default" in definition
+        }
+
     def attributes(self, name: str) -> dict[str, Any]:
         return self._merged(name, "attributes")
 
@@ -215,28 +240,12 @@ class TypeIndex:
     def _operations(self, name: str) -> dict[str, Operation]:
         result: dict[str, Operation] = {}
         for type_name in reversed(self.chain(name)):
-            interfaces = (self.definition(type_name) or {}).get("interfaces")
-            if not isinstance(interfaces, Mapping):
-                continue
             source = self.source(type_name)
-            file = source.file if source else "<tosca normative types>"
-            base_path = (*source.path, "interfaces") if source else ()
-            for iface_name, iface in interfaces.items():
-                short = short_interface(str(iface_name))
-                shared = interface_inputs(iface)
-                ops = interface_operations(iface)
-                has_operations_key = isinstance(iface, Mapping) and isinstance(iface.get("operations"), Mapping)
-                for op_name, op_def in ops.items():
-                    key = f"{short}.{op_name}"
-                    op = result.get(key) or Operation()
-                    op_path = (
-                        *base_path,
-                        iface_name,
-                        *(("operations",) if has_operations_key else ()),
-                        op_name,
-                    )
-                    if shared:
-                        op.refine({"inputs": shared}, file=file, path=op_path, in_type=True)
-                    op.refine(op_def, file=file, path=op_path, in_type=True)
-                    result[key] = op
+            refine_operations(
+                result,
+                (self.definition(type_name) or {}).get("interfaces"),
+                file=source.file if source else "<tosca normative types>",
+                path=(*source.path, "interfaces") if source else (),
+                in_type=True,
+            )
         return result

@@ -40,29 +40,6 @@ def function_name(value: Any) -> str | None:
     return None
 
 
-def has_runtime_functions(value: Any) -> bool:
-    """Whether evaluating ``value`` needs the runtime store."""
-    name = function_name(value)
-    if name in RUNTIME_FUNCTIONS:
-        return True
-    if isinstance(value, Mapping):
-        return any(has_runtime_functions(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(has_runtime_functions(v) for v in value)
-    return False
-
-
-def has_secret(value: Any) -> bool:
-    """Whether ``value`` reads a secret (such values must never be stored or logged once evaluated)."""
-    if function_name(value) == "get_secret":
-        return True
-    if isinstance(value, Mapping):
-        return any(has_secret(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(has_secret(v) for v in value)
-    return False
-
-
 def evaluate(value: Any, resolver: Resolver) -> Any:
     """``value`` with every function replaced by its result, recursively."""
     name = function_name(value)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import tempfile
 import textwrap
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -237,3 +241,100 @@ def test_a_heat_template_is_recognised(tmp_path: Path) -> None:
         f"{path}:2:1: this is an OpenStack Heat (HOT) template, not a TOSCA service template: tempano deploys "
         "TOSCA blueprints; describe its resources with the tempano.nodes.openstack.* types instead"
     ]
+
+
+# Names the file system refuses with an exception (ValueError for a NUL byte, OSError for a name too long) rather
+# than "no such file".
+IMPOSSIBLE_NAMES = pytest.mark.parametrize("name", ["a\\0b.yaml", "x" * 300 + ".yaml"], ids=["nul", "too-long"])
+
+
+@IMPOSSIBLE_NAMES
+def test_an_import_no_file_can_have_is_located(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, HEADER + f'imports:\n  - "{name}"\n')
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:3:5:") and "cannot name a file" in line, line
+
+
+@IMPOSSIBLE_NAMES
+def test_an_artifact_no_file_can_have_is_located(tmp_path: Path, name: str) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        topology_template:
+          node_templates:
+            a:
+              type: tempano.nodes.Logger
+              interfaces:
+                Standard:
+                  configure: "{name}"
+        """,
+    )
+    (line,) = errors_of(path)
+    assert line.startswith(f"{path}:9:11: a: Standard.configure") and "does not exist" in line, line
+
+
+@IMPOSSIBLE_NAMES
+def test_a_csar_entry_no_file_can_have_is_refused(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "odd.csar"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("TOSCA-Metadata/TOSCA.meta", f"Entry-Definitions: {name}\n".replace("\\0", "\0"))
+        zf.writestr("bp.yaml", HEADER)
+    (line,) = errors_of(archive)
+    assert "odd.csar" in line and "is not a file of the archive" in line, line
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The directory temporary directories (CSAR extractions) are made in during the test."""
+    directory = tmp_path / "scratch"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    return directory
+
+
+def _encrypted(data: bytearray) -> None:
+    data[6] |= 1  # the encryption flag, in the local and the central header
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+
+
+def _unknown_compression(data: bytearray) -> None:
+    struct.pack_into("<H", data, 8, 99)
+    struct.pack_into("<H", data, data.find(b"PK\x01\x02") + 10, 99)
+
+
+def _damaged_data(data: bytearray) -> None:
+    for index in range(40, 60):
+        data[index] ^= 0xFF
+
+
+@pytest.mark.parametrize("damage", [_encrypted, _unknown_compression, _damaged_data])
+def test_an_archive_that_cannot_be_extracted_is_refused(
+    tmp_path: Path, scratch: Path, damage: Callable[[bytearray], None]
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bp.yaml", HEADER * 20)
+    data = bytearray(buffer.getvalue())
+    damage(data)
+    archive = tmp_path / "damaged.csar"
+    archive.write_bytes(data)
+    (line,) = errors_of(archive)
+    assert line.startswith(f"{archive}: cannot extract the archive"), line
+    assert not any(scratch.iterdir())
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"TOSCA-Metadata/TOSCA.meta": "TOSCA-Meta-File-Version: 1.0\n"},  # no Entry-Definitions
+        {"bp.yaml": HEADER + "topology_template:\n  node_templates:\n    a:\n      type: acme.Nope\n"},
+    ],
+    ids=["no-root", "invalid"],
+)
+def test_a_refused_archive_leaves_no_extraction(tmp_path: Path, scratch: Path, members: dict[str, str]) -> None:
+    archive = tmp_path / "bad.csar"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    assert errors_of(archive)
+    assert not any(scratch.iterdir())

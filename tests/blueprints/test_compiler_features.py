@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tempano.blueprints import BlueprintError, InputError, Plan, bind_inputs, compile, load
+from tempano.blueprints import BlueprintError, InputError, Plan, bind_inputs, compile, compile_path, load
 
 BLUEPRINT = """\
 tosca_definitions_version: tosca_simple_yaml_1_3
@@ -249,7 +250,7 @@ def test_bind_inputs_folds_over_inputs_and_checks_constraints(plan: Plan) -> Non
     assert "zone: required input missing" in text
 
 
-def test_csar_with_metadata(tmp_path: Path) -> None:
+def test_csar_with_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tree = make_tree(tmp_path / "src")
     archive = tmp_path / "app.csar"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -265,6 +266,12 @@ def test_csar_with_metadata(tmp_path: Path) -> None:
     assert plan.nodes["app"].operations["Standard.start"].inputs["script"] == "scripts/start.sh"
     blueprint.cleanup()
     assert not blueprint.base_dir.exists()
+    # compile_path removes the extraction itself.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert compile_path(archive, has_operation=None) == plan
+    assert not any(scratch.iterdir())
 
 
 def test_errors_in_imported_type_files_name_that_file(tmp_path: Path) -> None:
