@@ -149,15 +149,16 @@ class Tempano:
 
     # ---------------------------------------------------------------- blueprints
 
-    def upload_blueprint(self, blueprint_id: str, path: Path) -> BlueprintRecord:
-        """Compiles the blueprint at ``path`` (file, directory or CSAR) and keeps a copy of its files."""
+    def upload_blueprint(self, blueprint_id: str, path: Path, *, confine: bool = False) -> BlueprintRecord:
+        """Compiles the blueprint at ``path`` (file, directory or CSAR) and keeps a copy of its files.
+        ``confine``: its imports may not leave its directory (what a remote user sent)."""
         check_id("blueprint", blueprint_id)
         try:
             self.store.get_blueprint(blueprint_id)
             raise ServiceError(f"a blueprint named {blueprint_id!r} exists already", status=409)
         except NotFound:
             pass
-        blueprint, plan = _compile(path, self._has_operation)
+        blueprint, plan = _compile(path, self._has_operation, confine=confine)
         try:
             root = Path(blueprint.base_dir)
             main_file = Path(blueprint.root_file).relative_to(root).as_posix()
@@ -201,12 +202,12 @@ class Tempano:
         """A blueprint sent as one YAML document or a CSAR zip (recognised by its content)."""
         check_id("blueprint", blueprint_id)
         with tempfile.TemporaryDirectory(prefix="tempano-upload-") as tmp:
-            return self.upload_blueprint(blueprint_id, _spool(Path(tmp), filename, content))
+            return self.upload_blueprint(blueprint_id, _spool(Path(tmp), filename, content), confine=True)
 
     def validate_blueprint_bytes(self, filename: str, content: bytes) -> Plan:
         """Compiles a YAML document or CSAR zip without storing anything."""
         with tempfile.TemporaryDirectory(prefix="tempano-validate-") as tmp:
-            return compile_path(_spool(Path(tmp), filename, content), has_operation=self._has_operation)
+            return compile_path(_spool(Path(tmp), filename, content), has_operation=self._has_operation, confine=True)
 
     def delete_blueprint(self, blueprint_id: str) -> None:
         """Deletes a blueprint no deployment uses (409 otherwise), with its stored files."""
@@ -509,12 +510,12 @@ def _spool(tmp: Path, filename: str, content: bytes) -> Path:
     return path
 
 
-def _compile(path: Path, has_operation: Callable[[str], bool]) -> tuple[Blueprint, Plan]:
+def _compile(path: Path, has_operation: Callable[[str], bool], *, confine: bool) -> tuple[Blueprint, Plan]:
     """Loads and compiles; a bad blueprint is a BlueprintError (the compiler guarantees it: a 422, never a 500).
 
     The caller removes a CSAR's extraction (``blueprint.cleanup()``) once it has copied the files.
     """
-    blueprint = load(path)
+    blueprint = load(path, confine=confine)
     try:
         return blueprint, compile_blueprint(blueprint, has_operation=has_operation)
     except BaseException:

@@ -30,9 +30,11 @@ def compile_path(
     inputs: Mapping[str, Any] | None = None,
     allow_remote_imports: bool = False,
     has_operation: Callable[[str], bool] | None = installed_operation,
+    confine: bool = False,
 ) -> Plan:
-    """Load and compile a blueprint, and bind ``inputs`` when given; a CSAR's extraction is removed afterwards."""
-    blueprint = load(path, allow_remote_imports=allow_remote_imports)
+    """Load and compile a blueprint, and bind ``inputs`` when given; a CSAR's extraction is removed afterwards.
+    ``confine``: imports may not leave the blueprint's directory (see :func:`load`)."""
+    blueprint = load(path, allow_remote_imports=allow_remote_imports, confine=confine)
     try:
         plan = compile(blueprint, has_operation=has_operation)
     finally:

@@ -68,16 +68,22 @@ class Blueprint:
         return self.positions.detail(path, message, entity)
 
 
-def load(path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS) -> Blueprint:
-    """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip)."""
+def load(
+    path: str | Path, *, allow_remote_imports: bool = False, limits: Limits = DEFAULT_LIMITS, confine: bool = False
+) -> Blueprint:
+    """Load and validate a blueprint: a YAML file, a directory holding one, or a CSAR (zip).
+
+    A CSAR's imports always stay inside the archive; ``confine`` holds a file's or a directory's imports inside
+    its directory too (for what a remote user sent: no import may read the server's other files).
+    """
     with paused_gc():
-        return _load(path, allow_remote_imports, limits)
+        return _load(path, allow_remote_imports, limits, confine)
 
 
-def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Blueprint:
+def _load(path: str | Path, allow_remote_imports: bool, limits: Limits, confine: bool) -> Blueprint:
     given = Path(path)
     if given.is_dir():
-        return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=False)
+        return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=confine)
     if not given.exists():
         raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
     if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
@@ -99,7 +105,7 @@ def _load(path: str | Path, allow_remote_imports: bool, limits: Limits) -> Bluep
             raise
         blueprint.archive = given
         return blueprint
-    return _load_file(given, given.parent, allow_remote_imports, limits, confine=False)
+    return _load_file(given, given.parent, allow_remote_imports, limits, confine=confine)
 
 
 def _looks_like_zip(path: Path) -> bool:

@@ -238,7 +238,11 @@ class ImportResolver:
             return
         if self._confine and not path.is_relative_to(self._base):
             self._sources.errors.append(
-                doc.positions.detail(where, f"the import {target!r} points outside the blueprint archive")
+                doc.positions.detail(
+                    where,
+                    f"the import {target!r} points outside the blueprint: an archive or an uploaded document may "
+                    "import only its own files; put the imported file in the CSAR",
+                )
             )
             return
         if not path.is_file():

@@ -11,7 +11,7 @@ import pytest
 
 from tempano.api.cli import _pack
 from tempano.api.service import ServiceError, Tempano
-from tempano.blueprints import BlueprintCompileError
+from tempano.blueprints import BlueprintCompileError, BlueprintError
 from tempano.store import NotFound
 
 TEMPLATE = """\
@@ -168,3 +168,26 @@ def test_the_cli_uploads_a_single_file_with_only_the_files_it_names(tmp_path: Pa
         names = sorted(archive.namelist())
     assert "big.iso" not in names and "notes/diary.txt" not in names and "scripts/unused.sh" not in names
     assert {"main.yaml", "types/app_types.yaml", "scripts/create.sh", "TOSCA-Metadata/TOSCA.meta"} <= set(names)
+
+
+def test_an_uploaded_document_cannot_import_the_servers_files(tempano: Tempano, tmp_path: Path) -> None:
+    """What a remote user sends is confined to its upload: an import naming a server path is a located error,
+    while the same file given by a path on this machine (the operator's own) may import beside it."""
+    types = tmp_path / "server_types.yaml"
+    types.write_text(
+        "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+        "node_types:\n  my.Node:\n    derived_from: tempano.nodes.Root\n"
+    )
+    document = (
+        f"tosca_definitions_version: tosca_simple_yaml_1_3\nimports:\n  - {types}\n"
+        "topology_template:\n  node_templates:\n    app:\n      type: my.Node\n"
+    )
+    with pytest.raises(BlueprintError) as caught:
+        tempano.upload_blueprint_bytes("sent", "sent.yaml", document.encode())
+    assert any("points outside the blueprint" in e.message and e.line == 3 for e in caught.value.errors)
+    with pytest.raises(BlueprintError):
+        tempano.validate_blueprint_bytes("sent.yaml", document.encode())
+
+    local = tmp_path / "local.yaml"
+    local.write_text(document)
+    assert tempano.upload_blueprint("local", local).plan["nodes"]["app"]["type"] == "my.Node"
