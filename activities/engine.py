@@ -324,15 +324,16 @@ class EngineActivities:
                     outputs=(task.operation, dict(outputs)) if is_me else None,
                     state=task.state_after if is_me else None,
                 )
+        healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
+        verdict = f": unhealthy ({outputs.get('reason') or 'no reason given'})" if healthy is False else ""
         self._event(
             prefix,
             input,
             "operation_succeeded",
-            f"{where} succeeded in {elapsed:.2f}s",
+            f"{where} succeeded in {elapsed:.2f}s{verdict}",
             duration=elapsed,
             data={"task": task.key, "state": task.state_after},
         )
-        healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
         return OperationResult(outputs=_jsonable(outputs), healthy=healthy if isinstance(healthy, bool) else None)
 
     def _failed(

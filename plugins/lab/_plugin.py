@@ -2,13 +2,12 @@
 
 from typing import Any
 
-from tempano.plugins.contract import OperationContext, Plugin
+from tempano.plugins.contract import Plugin
 
 plugin = Plugin("lab", "a local VIM made of network namespaces, Linux bridges, veth pairs and sshd")
 
 
-def unhealthy(ctx: OperationContext, reason: str) -> dict[str, Any]:
-    """A health check's answer for a broken instance (an answer, not an error: heal acts on it), logged so the
-    execution's history says why."""
-    ctx.log("%s", reason)
+def unhealthy(reason: str) -> dict[str, Any]:
+    """A health check's answer for a broken instance (an answer, not an error: heal acts on it); the engine puts
+    the reason in the execution's history."""
     return {"healthy": False, "reason": reason}

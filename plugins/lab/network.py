@@ -123,7 +123,7 @@ def check_network(ctx: OperationContext) -> dict[str, Any]:
     bridge = bridge_name(ctx.deployment_id, ctx.instance.id)
     rec = _system.link(bridge)
     if rec is None:
-        return unhealthy(ctx, f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is gone")
+        return unhealthy(f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is gone")
     if "UP" not in rec.get("flags", []):
-        return unhealthy(ctx, f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is down")
+        return unhealthy(f"network {ctx.instance.id} is unhealthy: its bridge {bridge} is down")
     return {"healthy": True, "bridge": bridge}

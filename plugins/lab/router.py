@@ -151,8 +151,8 @@ def check_router(ctx: OperationContext) -> dict[str, Any]:
         what=f"reading forwarding in {namespace}",
     )
     if done.stdout.strip() != "1":
-        return unhealthy(ctx, f"router {ctx.instance.id} is unhealthy: forwarding is off in {namespace}")
+        return unhealthy(f"router {ctx.instance.id} is unhealthy: forwarding is off in {namespace}")
     for res in ctx.resources("host_rule"):
         if not _rule_exists([str(part) for part in res.data["rule"]]):
-            return unhealthy(ctx, f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone")
+            return unhealthy(f"router {ctx.instance.id} is unhealthy: its host rule `{res.resource_id}` is gone")
     return facts

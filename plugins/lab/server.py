@@ -200,13 +200,12 @@ def health(ctx: OperationContext) -> dict[str, Any]:
     n = names(ctx.deployment_id, ctx.instance.id)
     address = str(ctx.instance.attributes.get("ip", ""))
     if not _system.netns_exists(n.namespace):
-        return unhealthy(ctx, f"server {ctx.instance.id} is unhealthy: its namespace {n.namespace} is gone")
+        return unhealthy(f"server {ctx.instance.id} is unhealthy: its namespace {n.namespace} is gone")
     pid = _sshd.sshd_pid(n.directory)
     if pid is None:
-        return unhealthy(ctx, f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}")
+        return unhealthy(f"server {ctx.instance.id} is unhealthy: no sshd runs in namespace {n.namespace}")
     if not address or not _sshd.accepts(address):
         return unhealthy(
-            ctx,
             f"server {ctx.instance.id} is unhealthy: sshd (pid {pid}) does not answer on {address or '?'}:22 "
             f"in namespace {n.namespace}",
         )

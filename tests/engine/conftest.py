@@ -172,7 +172,9 @@ def make_plugin(rec: Recorder) -> Plugin:
     @plugin.operation("check")
     def check(ctx: OperationContext) -> Mapping[str, Any]:
         enter(ctx)
-        return {"healthy": ctx.instance.id not in rec.unhealthy}
+        if ctx.instance.id in rec.unhealthy:
+            return {"healthy": False, "reason": f"{ctx.instance.id} was made unhealthy by the test"}
+        return {"healthy": True}
 
     @plugin.operation("heal")
     def heal(ctx: OperationContext) -> None:

@@ -40,6 +40,13 @@ async def test_heal_operation_repairs_in_place(engine: Tempano, deploy: Deploy, 
     assert execution.status == "succeeded", execution.error
     assert (await result_of(execution.id))["method"] == "heal_operation"
     assert rec.ops(execution.id) == [("app_2", "check", None), ("app_2", "check", None), ("app_2", "heal", None)]
+    checks = [
+        e.message
+        for e in engine.store.events("heal-op", execution_id=execution.id)
+        if e.type == "operation_succeeded" and e.operation == "Health.check"
+    ]
+    # the engine writes a health check's answer, with the plugin's reason, into the history
+    assert checks and "unhealthy (app_2 was made unhealthy by the test)" in checks[0], checks
     assert engine.store.node_instance("heal-op", "app_2").state == "started"
     leftovers(engine, rec, "heal-op")
 
