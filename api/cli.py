@@ -17,9 +17,8 @@ import click
 import httpx
 import yaml
 
-from tempano.api.auth import read_token_file
 from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
-from tempano.api.settings import Settings
+from tempano.api.settings import Settings, read_token_file
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 
