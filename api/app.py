@@ -439,7 +439,6 @@ async def start_execution(body: m.ExecutionStart, request: Request, _: Operator)
     """Starts a workflow (install, uninstall, heal, scale, a custom one or one the blueprint declares) on a
     deployment; it runs now, or after the deployment's current execution (queued)."""
     tempano = get_tempano(request)
-    tempano.store.get_deployment(body.deployment_id)
     ref = await tempano.start_execution(body.deployment_id, body.workflow, body.parameters)
     return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
 
