@@ -25,17 +25,17 @@ from temporalio.service import RPCError
 from tempano.api import schemas as m
 from tempano.api.auth import Admin, AuthError, Operator, TokenVerifier, Viewer, bootstrap, issue_token
 from tempano.api.metrics import Metrics
-from tempano.api.service import TERMINAL, ServiceError, Tempano, check_id, connect
+from tempano.api.service import ID_PATTERN, TERMINAL, ServiceError, Tempano, check_id, connect
 from tempano.api.settings import Settings, deployment_ui_link, execution_ui_link
 from tempano.api.topology import RenderError, render_svg, topology_dot
 from tempano.blueprints import BlueprintError
 from tempano.blueprints.plan import Plan
-from tempano.store import Conflict, ExecutionRecord, NotFound, StoreError
+from tempano.store import Conflict, EventRecord, ExecutionRecord, NotFound, StoreError
 from tempano.workflows import registry
+from tempano.workflows.models import ExecutionRef
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXECUTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[0-9]{1,9}$")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 ZIP_TYPES = ("application/zip", "application/octet-stream")
@@ -72,15 +72,11 @@ def get_tempano(request: Request) -> Tempano:
     return service
 
 
-def _known(kind: str, value: str, pattern: re.Pattern[str] = ID_RE) -> str:
+def _known(kind: str, value: str, pattern: re.Pattern[str] = ID_PATTERN) -> str:
     """An id that cannot exist is unknown (404), without asking the store."""
     if not pattern.match(value):
         raise NotFound(f"no {kind} {value!r}")
     return value
-
-
-def _page_args(offset: int, limit: int) -> dict[str, int]:
-    return {"offset": offset, "limit": limit}
 
 
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
@@ -121,6 +117,17 @@ def plan_summary(plan: Plan) -> m.PlanSummary:
 
 def execution_view(tempano: Tempano, e: ExecutionRecord) -> m.ExecutionOut:
     return m.ExecutionOut(**e.model_dump(), ui=execution_ui_link(tempano.settings, e.workflow_id))
+
+
+def ref_view(tempano: Tempano, ref: ExecutionRef) -> m.ExecutionRefOut:
+    return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+
+
+def event_page(events: list[EventRecord], after: int) -> m.EventPage:
+    """A page of events; ``next_after`` stays at ``after`` when there are none yet."""
+    return m.EventPage(
+        items=[m.EventOut(**e.model_dump()) for e in events], next_after=events[-1].id if events else after
+    )
 
 
 # ---------------------------------------------------------------- blueprints
@@ -233,7 +240,7 @@ def list_blueprints(request: Request, _: Viewer, offset: Offset = 0, limit: Limi
     items = [
         m.BlueprintListItem(**b.model_dump(exclude={"plan"})) for b in get_tempano(request).store.list_blueprints()
     ]
-    return m.Page(items=items[offset : offset + limit], total=len(items), **_page_args(offset, limit))
+    return m.Page(items=items[offset : offset + limit], total=len(items), offset=offset, limit=limit)
 
 
 @blueprints.get("/{blueprint_id}", response_model=m.BlueprintOut, responses=READ, summary="Get a blueprint")
@@ -387,10 +394,7 @@ def deployment_events(
 ) -> m.EventPage:
     store = get_tempano(request).store
     store.get_deployment(_known("deployment", deployment_id))
-    events = store.events(deployment_id, after_id=after, limit=limit)
-    return m.EventPage(
-        items=[m.EventOut(**e.model_dump()) for e in events], next_after=events[-1].id if events else after
-    )
+    return event_page(store.events(deployment_id, after_id=after, limit=limit), after)
 
 
 @deployments.get(
@@ -439,9 +443,8 @@ async def start_execution(body: m.ExecutionStart, request: Request, _: Operator)
     """Starts a workflow (install, uninstall, heal, scale, a custom one or one the blueprint declares) on a
     deployment; it runs now, or after the deployment's current execution (queued)."""
     tempano = get_tempano(request)
-    tempano.store.get_deployment(body.deployment_id)
     ref = await tempano.start_execution(body.deployment_id, body.workflow, body.parameters)
-    return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+    return ref_view(tempano, ref)
 
 
 @executions.get("", response_model=m.Page[m.ExecutionOut], responses=READ, summary="List executions")
@@ -491,7 +494,7 @@ async def resume_execution(execution_id: ExecutionId, request: Request, _: Opera
     tempano = get_tempano(request)
     e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, e.workflow, resume_of=execution_id)
-    return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+    return ref_view(tempano, ref)
 
 
 @executions.post("/{execution_id}/rollback", status_code=202, response_model=m.ExecutionRefOut, responses=WRITE)
@@ -500,7 +503,7 @@ async def rollback_execution(execution_id: ExecutionId, request: Request, _: Ope
     tempano = get_tempano(request)
     e = _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, "rollback", rollback_of=execution_id)
-    return m.ExecutionRefOut(**ref.model_dump(), ui=execution_ui_link(tempano.settings, ref.workflow_id))
+    return ref_view(tempano, ref)
 
 
 @executions.post("/{execution_id}/terminate", status_code=202, response_model=m.ActionOut, responses=WRITE)
@@ -534,10 +537,7 @@ def execution_events(
     """Lifecycle events (operation started/succeeded/failed with attempt and duration, logs), oldest first."""
     store = get_tempano(request).store
     store.get_execution(_known("execution", execution_id, EXECUTION_RE))
-    events = store.events(execution_id=execution_id, after_id=after, limit=limit)
-    return m.EventPage(
-        items=[m.EventOut(**e.model_dump()) for e in events], next_after=events[-1].id if events else after
-    )
+    return event_page(store.events(execution_id=execution_id, after_id=after, limit=limit), after)
 
 
 @executions.get(

@@ -23,13 +23,13 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tempano.api.settings import TOKEN_FILE
 from tempano.store import Conflict, Store
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
 TOKEN_PREFIX = "tpn_"
-TOKEN_FILE = "admin.token"
 CACHE_SECONDS = 5.0
 
 
@@ -94,14 +94,6 @@ def bootstrap(store: Store, data_dir: Path, configured: str | None) -> Path | No
         f.write(value + "\n")
     print(f"tempano: bootstrap admin token written to {path} (mode 0600)", file=sys.stderr)
     return path
-
-
-def read_token_file(data_dir: Path) -> str | None:
-    path = data_dir / TOKEN_FILE
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 class TokenVerifier:

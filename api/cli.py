@@ -16,10 +16,10 @@ from typing import Any
 import click
 import httpx
 import yaml
+from pydantic import ValidationError
 
-from tempano.api.auth import read_token_file
 from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
-from tempano.api.settings import Settings
+from tempano.api.settings import Settings, read_token_file
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 
@@ -71,7 +71,11 @@ def _problem_text(method: str, path: str, response: httpx.Response) -> str:
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as e:
+        wrong = "; ".join(f"TEMPANO_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
+        raise click.ClickException(f"invalid setting(s): {wrong}") from None
 
 
 def _pack(path: Path) -> tuple[str, bytes]:
@@ -102,7 +106,7 @@ def _pack(path: Path) -> tuple[str, bytes]:
 def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if inputs_file:
-        loaded = yaml.safe_load(Path(inputs_file).read_text())
+        loaded = _yaml(Path(inputs_file).read_text(), inputs_file)
         if not isinstance(loaded, dict):
             raise click.ClickException(f"{inputs_file}: inputs must be a mapping of input names to values")
         values.update(loaded)
@@ -110,8 +114,15 @@ def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.ClickException(f"input {pair!r}: write NAME=VALUE")
-        values[name] = yaml.safe_load(value)
+        values[name] = _yaml(value, f"input {pair!r}")
     return values
+
+
+def _yaml(text: str, what: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise click.ClickException(f"{what} is not valid YAML: {e}") from None
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -239,9 +250,13 @@ def up() -> None:
 @main.command()
 def worker() -> None:
     """Run a worker (workflows and plugin activities)."""
+    from tempano.api.service import ServiceError
     from tempano.api.worker import run_worker
 
-    asyncio.run(run_worker(_settings()))
+    try:
+        asyncio.run(run_worker(_settings()))
+    except ServiceError as e:  # Temporal unreachable: the sentence, not a traceback
+        raise click.ClickException(e.message) from None
 
 
 @main.command()

@@ -12,6 +12,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TOKEN_FILE = "admin.token"
+"""The bootstrap admin token's file in the data directory (written by the API, read by the CLI)."""
 
 
 def _default_data_dir() -> Path:
@@ -98,6 +100,13 @@ class Settings(BaseSettings):
         store = Store(self.store_url, secret_cipher=self.cipher())
         store.create_schema()
         return store
+
+
+def read_token_file(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def execution_ui_link(settings: Settings, workflow_id: str) -> str:

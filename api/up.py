@@ -176,14 +176,18 @@ class Stack:
         self.check_ports()
         self.build()
         env = {**os.environ, "TEMPANO_DATA_DIR": str(self.settings.data_dir)}
-        for service in self.services:
-            self.say(f"starting {service.name}...")
-            service.start(env)
-            try:
-                wait_for(service.healthy, service.name, service.timeout, service.proc)
-            except UpError:
-                self.stop()
-                raise
+        # The worker and the API need Temporal, not each other: they start together once it answers.
+        temporal, *clients = self.services
+        try:
+            for batch in ([temporal], clients):
+                for service in batch:
+                    self.say(f"starting {service.name}...")
+                    service.start(env)
+                for service in batch:
+                    wait_for(service.healthy, service.name, service.timeout, service.proc)
+        except UpError:
+            self.stop()
+            raise
         self.say(
             f"tempano is up: API {self.settings.api_url}, Temporal web UI {self.settings.ui_url}, data in {self.settings.data_dir}"
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,12 +15,9 @@ import uvicorn
 from tempano.api.app import create_app
 from tempano.api.auth import issue_token
 from tempano.api.service import Tempano
+from tests.conftest import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["Api", "free_port"]
 
 
 @dataclass

@@ -92,3 +92,20 @@ async def test_a_failed_install_exits_non_zero_and_json_says_why(api: Api, tmp_p
     assert (await cli(api, "blueprints", "delete", "h2")).exit_code == 0
     r = await cli(api, "blueprints", "validate", str(HELLO))  # the compiler's local check still works
     assert r.exit_code == 0 and "OK" in r.output
+
+
+async def test_bad_inputs_settings_and_an_absent_temporal_are_sentences_not_tracebacks(tmp_path: Path) -> None:
+    def run(*args: str, **env: str) -> Result:
+        env = {"TEMPANO_DATA_DIR": str(tmp_path), **env}
+        return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text("a: [\n")
+    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "-i", "a=[")
+    assert r.exit_code == 1 and "input 'a=[' is not valid YAML" in r.output
+    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "--inputs", str(inputs))
+    assert r.exit_code == 1 and f"{inputs} is not valid YAML" in r.output
+    r = await asyncio.to_thread(run, "deployments", "list", TEMPANO_API_PORT="abc")
+    assert r.exit_code == 1 and "TEMPANO_API_PORT: Input should be a valid integer" in r.output
+    r = await asyncio.to_thread(run, "worker", TEMPANO_TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert r.exit_code == 1 and "cannot reach the Temporal server at 127.0.0.1:1" in r.output
