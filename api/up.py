@@ -9,13 +9,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tempano.api.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 SEARCH_ATTRIBUTES = ("TempanoDeployment", "TempanoBlueprint", "TempanoWorkflow", "TempanoStatus")
 
@@ -73,6 +78,62 @@ def temporal_command(
     for name in SEARCH_ATTRIBUTES:
         cmd += ["--search-attribute", f"{name}=Keyword"]
     return cmd
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for the dev servers of tests, benchmarks and the replay recorder)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def throwaway_dev_server(
+    db_file: Path | None = None, *, log: Path | None = None, ui_port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A ``temporal server start-dev`` on a free port (in memory unless ``db_file``; headless unless ``ui_port``):
+    yields its address and process, stopped on exit. Wait for it with :func:`connect_when_ready`."""
+    temporal = Settings().find_temporal()
+    if temporal is None:
+        raise UpError("the temporal CLI is not installed; run `make setup` (it builds it from source with Go)")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    cmd = temporal_command(Settings(temporal_address=address), temporal, db_file, port, ui_port)
+    with log.open("ab") if log is not None else nullcontext(subprocess.DEVNULL) as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield address, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def connect_when_ready(address: str, proc: subprocess.Popen[bytes], *, timeout: float = 60.0) -> Client:
+    """A client (tempano's data converter) of the dev server ``proc`` runs, once it answers health checks;
+    UpError when the process exits or stays silent past ``timeout``."""
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            await client.service_client.check_health()
+            return client
+        except Exception as e:
+            if proc.poll() is not None:
+                raise UpError(f"the temporal dev server at {address} exited with code {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise UpError(
+                    f"the temporal dev server at {address} did not answer within {timeout:.0f}s: {e}"
+                ) from None
+            await asyncio.sleep(0.3)
 
 
 @dataclass

@@ -16,7 +16,6 @@ import asyncio
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import free_port, throwaway_dev_server
 from tempano.blueprints import compile as compile_blueprint
 from tempano.blueprints import load
 from tempano.store import Store
@@ -35,12 +34,6 @@ from tempano.store.topology import expand
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "blueprints" / "examples" / "hello" / "hello.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def seed(store: Store, count: int) -> None:
@@ -104,81 +97,68 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="tempano-bench-api-"))
     settings = Settings(data_dir=tmp / "data")
-    temporal = settings.find_temporal()
-    if temporal is None:
-        print("the temporal CLI is missing: run `make setup`", file=sys.stderr)
-        return 2
-    grpc = free_port()
     api_port = free_port()
     token = "bench-" + secrets.token_urlsafe(24)
-    server_settings = Settings(temporal_address=f"127.0.0.1:{grpc}")
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(
-            subprocess.Popen(
-                temporal_command(server_settings, temporal, None, grpc, None),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+    with throwaway_dev_server() as (address, _):
+        try:
+            store = Store(settings.store_url, secret_cipher=settings.cipher())
+            store.create_schema()
+            started = time.perf_counter()
+            seed(store, args.deployments)
+            store.close()
+            print(f"seeded {args.deployments} deployments in {time.perf_counter() - started:.1f}s")
+            env = {
+                **os.environ,
+                "TEMPANO_DATA_DIR": str(settings.data_dir),
+                "TEMPANO_TEMPORAL_ADDRESS": address,
+                "TEMPANO_API_PORT": str(api_port),
+                "TEMPANO_ADMIN_TOKEN": token,
+            }
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tempano.api.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=None
+                )
             )
-        )
-        store = Store(settings.store_url, secret_cipher=settings.cipher())
-        store.create_schema()
-        started = time.perf_counter()
-        seed(store, args.deployments)
-        store.close()
-        print(f"seeded {args.deployments} deployments in {time.perf_counter() - started:.1f}s")
-        env = {
-            **os.environ,
-            "TEMPANO_DATA_DIR": str(settings.data_dir),
-            "TEMPANO_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
-            "TEMPANO_API_PORT": str(api_port),
-            "TEMPANO_ADMIN_TOKEN": token,
-        }
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "tempano.api.cli", "api"], env=env, stdout=subprocess.DEVNULL, stderr=None
-            )
-        )
-        url = f"http://127.0.0.1:{api_port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                print("the API did not become ready", file=sys.stderr)
-                return 1
-            time.sleep(0.3)
+            url = f"http://127.0.0.1:{api_port}"
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    print("the API did not become ready", file=sys.stderr)
+                    return 1
+                time.sleep(0.3)
 
-        ids = [f"dep-{i:04d}" for i in range(args.deployments)]
-        cases = [
-            ("get-deployment", [f"/api/v1/deployments/{d}" for d in ids], args.requests),
-            ("list-deployments (page of 100)", ["/api/v1/deployments?limit=100"], args.requests),
-            ("list-deployments (label filter, 100)", ["/api/v1/deployments?label=site%3Dsite-3"], args.requests),
-            ("list-deployments (all 1000 in one page)", ["/api/v1/deployments?limit=1000"], args.requests // 10),
-        ]
-        load = os.getloadavg()[0]
-        print(f"{args.deployments} deployments, loopback, {os.cpu_count()} CPUs, load average {load:.1f} at start")
-        asyncio.run(load_test(url, token, cases[0][1], 1, 50))  # warm-up
-        latencies, wall, errors = asyncio.run(load_test(url, token, cases[0][1], 1, 300))
-        report("get-deployment, 1 client (baseline)", latencies, wall, errors)
-        print(f"{args.clients} concurrent clients:")
-        for name, paths, n in cases:
-            asyncio.run(load_test(url, token, paths, args.clients, min(200, n)))  # warm-up
-            latencies, wall, errors = asyncio.run(load_test(url, token, paths, args.clients, n))
-            report(name, latencies, wall, errors)
-        return 0
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            ids = [f"dep-{i:04d}" for i in range(args.deployments)]
+            cases = [
+                ("get-deployment", [f"/api/v1/deployments/{d}" for d in ids], args.requests),
+                ("list-deployments (page of 100)", ["/api/v1/deployments?limit=100"], args.requests),
+                ("list-deployments (label filter, 100)", ["/api/v1/deployments?label=site%3Dsite-3"], args.requests),
+                ("list-deployments (all 1000 in one page)", ["/api/v1/deployments?limit=1000"], args.requests // 10),
+            ]
+            load = os.getloadavg()[0]
+            print(f"{args.deployments} deployments, loopback, {os.cpu_count()} CPUs, load average {load:.1f} at start")
+            asyncio.run(load_test(url, token, cases[0][1], 1, 50))  # warm-up
+            latencies, wall, errors = asyncio.run(load_test(url, token, cases[0][1], 1, 300))
+            report("get-deployment, 1 client (baseline)", latencies, wall, errors)
+            print(f"{args.clients} concurrent clients:")
+            for name, paths, n in cases:
+                asyncio.run(load_test(url, token, paths, args.clients, min(200, n)))  # warm-up
+                latencies, wall, errors = asyncio.run(load_test(url, token, paths, args.clients, n))
+                report(name, latencies, wall, errors)
+            return 0
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 if __name__ == "__main__":

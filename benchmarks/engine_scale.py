@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,20 +32,13 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import connect_when_ready, throwaway_dev_server
 from tempano.api.worker import build_worker
 
 SLEEP = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ops(implementation: str) -> str:
@@ -93,35 +85,13 @@ def critical_path_blueprint() -> str:
 
 @asynccontextmanager
 async def stack(workdir: Path) -> AsyncIterator[tuple[Tempano, subprocess.Popen[bytes]]]:
-    settings = Settings(data_dir=workdir / "data", temporal_address=f"127.0.0.1:{free_port()}", secret_key=None)
-    temporal = settings.find_temporal()
-    if temporal is None:
-        sys.exit("the temporal CLI is missing: run `make setup`")
-    port = int(settings.temporal_address.rsplit(":", 1)[1])
-    cmd = temporal_command(settings, temporal, workdir / "temporal.db", port, free_port())
-    server = subprocess.Popen(cmd, stdout=(workdir / "temporal.log").open("wb"), stderr=subprocess.STDOUT)
-    try:
-        client = await connect(settings.temporal_address, server)
+    with throwaway_dev_server(workdir / "temporal.db", log=workdir / "temporal.log") as (address, server):
+        settings = Settings(data_dir=workdir / "data", temporal_address=address, secret_key=None)
+        client = await connect_when_ready(address, server)
         worker, pool = build_worker(client, settings.store, task_queue=settings.task_queue)
         async with worker:
             yield Tempano(settings, client, settings.store), server
         pool.shutdown(wait=False, cancel_futures=True)
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
-async def connect(address: str, server: subprocess.Popen[bytes]) -> Client:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client = await Client.connect(address, data_converter=pydantic_data_converter)
-            await client.service_client.check_health()
-            return client
-        except Exception:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 @dataclass

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +27,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import connect_when_ready, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins.openstack import forget_connections
 from tempano.plugins.openstack.testing import Faults, OpenStackEmulator, write_clouds_yaml
@@ -44,39 +39,15 @@ BLUEPRINTS = {"multi-network": EXAMPLES / "multi_network.yaml", "vnfd": EXAMPLES
 CASES = {"clean": (0.0, 0.0), "10% 5xx, 20 ms": (0.1, 0.02), "10% 5xx, 100 ms": (0.1, 0.1)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def stack(workdir: Path) -> AsyncIterator[Tempano]:
-    settings = Settings(data_dir=workdir / "data", temporal_address=f"127.0.0.1:{free_port()}", secret_key=None)
-    temporal = settings.find_temporal()
-    if temporal is None:
-        sys.exit("the temporal CLI is missing: run `make setup`")
-    port = int(settings.temporal_address.rsplit(":", 1)[1])
-    cmd = temporal_command(settings, temporal, workdir / "temporal.db", port, free_port())
-    server = subprocess.Popen(cmd, stdout=(workdir / "temporal.log").open("wb"), stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
-                await client.service_client.check_health()
-                break
-            except Exception:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.3)
+    with throwaway_dev_server(workdir / "temporal.db", log=workdir / "temporal.log") as (address, server):
+        settings = Settings(data_dir=workdir / "data", temporal_address=address, secret_key=None)
+        client = await connect_when_ready(address, server)
         worker, pool = build_worker(client, settings.store, task_queue=settings.task_queue, threads=32)
         async with worker:
             yield Tempano(settings, client, settings.store)
         pool.shutdown(wait=False, cancel_futures=True)
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 async def one_run(tempano: Tempano, cloud: OpenStackEmulator, blueprint: str, deployment: str) -> tuple[float, float]:

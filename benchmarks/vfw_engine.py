@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,12 +23,9 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-
 from tempano.api.service import ServiceError, Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import connect_when_ready, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins.lab import cleanup, leftovers
 from tempano.plugins.lab.testing import tcp_probe
@@ -45,12 +41,6 @@ KINDS = {
     "lab.server.check": "health check (server.check)",
 }
 TEARDOWN = "teardown (stop, delete)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def split(store: Store, execution: ExecutionRecord) -> tuple[float, float, dict[str, list[float]]]:
@@ -131,8 +121,8 @@ def record(store: Store, execution: ExecutionRecord, into: dict[str, list[float]
     into["  failed operation attempts (retried)"].append(attempts(events))
 
 
-async def run(rounds: int, address: str) -> dict[str, dict[str, list[float]]]:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+async def run(rounds: int, address: str, server: subprocess.Popen[bytes]) -> dict[str, dict[str, list[float]]]:
+    client = await connect_when_ready(address, server)
     data = Path(os.environ["TEMPANO_LAB_DIR"]).parent / "data"
     data.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data, temporal_address=address, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
@@ -154,28 +144,10 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     tmp = Path(tempfile.mkdtemp(prefix="tempano-bench-"))
     os.environ["TEMPANO_LAB_DIR"] = str(tmp / "lab")
-    settings = Settings()
-    temporal = settings.find_temporal()
-    if temporal is None:
-        sys.exit("the temporal CLI is missing: run `make setup`")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    cmd = temporal_command(Settings(temporal_address=address), temporal, tmp / "temporal.db", port, None)
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                asyncio.run(Client.connect(address))
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the temporal dev server did not start") from None
-                time.sleep(0.3)
-        figures = asyncio.run(run(rounds, address))
+        with throwaway_dev_server(tmp / "temporal.db") as (address, server):
+            figures = asyncio.run(run(rounds, address, server))
     finally:
-        server.terminate()
-        server.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     print(f"vFW example through the engine, median of {rounds} round(s); {os.cpu_count()} CPUs, load {load[0]:.1f}")

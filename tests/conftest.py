@@ -8,7 +8,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,17 +23,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import free_port, temporal_command
 from tempano.api.worker import build_worker
 from tempano.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

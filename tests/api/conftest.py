@@ -15,7 +15,7 @@ import uvicorn
 from tempano.api.app import create_app
 from tempano.api.auth import issue_token
 from tempano.api.service import Tempano
-from tests.conftest import free_port
+from tempano.api.up import free_port
 
 __all__ = ["Api", "free_port"]
 

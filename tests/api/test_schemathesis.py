@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import free_port
+from tempano.api.up import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "blueprints" / "examples" / "hello" / "hello.yaml"

@@ -12,20 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import temporal_command
+from tempano.api.up import connect_when_ready, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins import builtin
 from tempano.plugins.registry import PluginRegistry
@@ -34,27 +29,6 @@ HERE = Path(__file__).resolve().parent
 BLUEPRINTS = HERE / "blueprints"
 HISTORIES = HERE / "histories"
 INDEX = "index.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _connect(address: str, proc: subprocess.Popen[bytes]) -> Client:
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("the temporal dev server exited while starting")
-        try:
-            client = await Client.connect(address, data_converter=pydantic_data_converter)
-            await client.service_client.check_health()
-            return client
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 async def _run(
@@ -124,25 +98,12 @@ async def record(client: Client, out: Path, work: Path) -> dict[str, str]:
 
 
 async def main_async(out: Path) -> None:
-    temporal = Settings().find_temporal()
-    if temporal is None:
-        sys.exit("the temporal CLI is missing: run `make setup`")
-    address = f"127.0.0.1:{_free_port()}"
-    settings = Settings(temporal_address=address)
-    cmd = temporal_command(settings, temporal, None, int(address.rsplit(":", 1)[1]), None)
-    with tempfile.TemporaryDirectory(prefix="tempano-record-") as tmp:
-        log = Path(tmp) / "temporal.log"
-        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            client = await _connect(address, proc)
-            await record(client, out, Path(tmp) / "data")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with (
+        tempfile.TemporaryDirectory(prefix="tempano-record-") as tmp,
+        throwaway_dev_server(log=Path(tmp) / "temporal.log") as (address, proc),
+    ):
+        client = await connect_when_ready(address, proc)
+        await record(client, out, Path(tmp) / "data")
 
 
 def main() -> None:
