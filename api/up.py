@@ -87,6 +87,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``grace`` seconds; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def throwaway_dev_server(
     db_file: Path | None = None, *, log: Path | None = None, ui_port: int | None = None
@@ -104,12 +116,7 @@ def throwaway_dev_server(
         try:
             yield address, proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 async def connect_when_ready(address: str, proc: subprocess.Popen[bytes], *, timeout: float = 60.0) -> Client:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from tempano.api.settings import Settings
-from tempano.api.up import free_port, throwaway_dev_server
+from tempano.api.up import free_port, stop_process, throwaway_dev_server, wait_for
 from tempano.blueprints import compile as compile_blueprint
 from tempano.blueprints import load
 from tempano.store import Store
@@ -121,17 +121,7 @@ def main() -> int:
                 )
             )
             url = f"http://127.0.0.1:{api_port}"
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    print("the API did not become ready", file=sys.stderr)
-                    return 1
-                time.sleep(0.3)
+            wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "the API", 90, procs[-1])
 
             ids = [f"dep-{i:04d}" for i in range(args.deployments)]
             cases = [
@@ -153,12 +143,7 @@ def main() -> int:
             return 0
         finally:
             for proc in reversed(procs):
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc)
 
 
 if __name__ == "__main__":

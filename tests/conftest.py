@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import free_port, temporal_command
+from tempano.api.up import free_port, stop_process, temporal_command
 from tempano.api.worker import build_worker
 from tempano.store import Store
 
@@ -68,13 +68,8 @@ class DevServer:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 async def _check(address: str) -> None:

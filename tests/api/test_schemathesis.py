@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tempano.api.up import free_port
+from tempano.api.up import UpError, free_port, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "blueprints" / "examples" / "hello" / "hello.yaml"
@@ -45,25 +44,14 @@ def served(dev_server: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
     ]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
-            time.sleep(0.2)
+        try:
+            wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "the API", 60, procs[1])
+        except UpError as e:
+            pytest.fail(f"{e}: {(tmp_path / 'api.log').read_text()}")
         yield url, token
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         for log in logs:
             log.close()
         server_errors = [line for line in (tmp_path / "api.log").read_text().splitlines() if "unexpected error" in line]

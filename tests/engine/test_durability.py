@@ -29,6 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import TERMINAL, Tempano
 from tempano.api.settings import Settings
+from tempano.api.up import stop_process
 from tempano.blueprints import compile, load
 from tempano.store import Store
 from tempano.workflows.models import ExecutionRef
@@ -104,13 +105,8 @@ class WorkerProcess:
 
     def stop(self) -> None:
         for proc in (self.proc, self.spare):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc is not None:
+                stop_process(proc)
 
     def note(self, line: str) -> None:
         with self.log.open("a") as out:
