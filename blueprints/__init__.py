@@ -1,17 +1,12 @@
-"""TOSCA blueprints: loading, validation, the type library, the Plan model and the compiler."""
+"""TOSCA blueprints: loading, validation, the type library, the Plan model and the compiler.
 
-from tempano.blueprints._api import compile, compile_path
-from tempano.blueprints._blueprint import Blueprint, load
-from tempano.blueprints._dot import install_waves, plan_to_dot
-from tempano.blueprints._errors import (
-    BlueprintCompileError,
-    BlueprintError,
-    BlueprintLoadError,
-    ErrorDetail,
-    InputError,
-)
-from tempano.blueprints._files import blueprint_files
-from tempano.blueprints._inputs import bind_inputs
+The Plan model and the intrinsic functions are light and imported at once; the compiler (tosca-parser and its
+dependencies, about 1.5 s of imports) loads on first use of one of its names, so the worker, the workflow
+sandbox and the CLI do not pay for it unless they compile.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from tempano.blueprints.functions import FunctionError, Resolver, evaluate
 from tempano.blueprints.plan import (
     INSTALL_PHASES,
@@ -31,6 +26,48 @@ from tempano.blueprints.plan import (
     Step,
     WorkflowGraph,
 )
+
+if TYPE_CHECKING:
+    from tempano.blueprints._api import compile, compile_path
+    from tempano.blueprints._blueprint import Blueprint, load
+    from tempano.blueprints._dot import install_waves, plan_to_dot
+    from tempano.blueprints._errors import (
+        BlueprintCompileError,
+        BlueprintError,
+        BlueprintLoadError,
+        ErrorDetail,
+        InputError,
+    )
+    from tempano.blueprints._files import blueprint_files
+    from tempano.blueprints._inputs import bind_inputs
+
+_COMPILER = {
+    "compile": "_api",
+    "compile_path": "_api",
+    "Blueprint": "_blueprint",
+    "load": "_blueprint",
+    "install_waves": "_dot",
+    "plan_to_dot": "_dot",
+    "BlueprintCompileError": "_errors",
+    "BlueprintError": "_errors",
+    "BlueprintLoadError": "_errors",
+    "ErrorDetail": "_errors",
+    "InputError": "_errors",
+    "blueprint_files": "_files",
+    "bind_inputs": "_inputs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _COMPILER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "INSTALL_PHASES",
