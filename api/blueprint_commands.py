@@ -11,10 +11,10 @@ from typing import Any
 import click
 import yaml
 
-from tempano.blueprints import BlueprintError, bind_inputs, blueprint_files, compile, compile_path, load, plan_to_dot
+import tempano.blueprints as bp  # names looked up on use: the compiler loads only when a command needs it
 
 
-def _fail(error: BlueprintError) -> None:
+def _fail(error: bp.BlueprintError) -> None:
     for detail in error.errors:
         click.echo(str(detail), err=True)
     raise SystemExit(1)
@@ -36,12 +36,12 @@ def own_files(path: Path) -> list[str]:
     """The files a single-file blueprint names (relative to its directory), so an upload carries only those; just
     the file itself when it does not compile (the server then reports why)."""
     try:
-        blueprint = load(path)
-    except BlueprintError:
+        blueprint = bp.load(path)
+    except bp.BlueprintError:
         return [path.name]
     try:
-        return blueprint_files(blueprint, compile(blueprint, has_operation=None))
-    except BlueprintError:
+        return bp.blueprint_files(blueprint, bp.compile(blueprint, has_operation=None))
+    except bp.BlueprintError:
         return [path.name]
     finally:
         blueprint.cleanup()
@@ -58,8 +58,8 @@ def blueprints() -> None:
 def validate(path: Path, allow_remote_imports: bool) -> None:
     """Print OK, or every problem as file:line:col: entity: message (exit status 1)."""
     try:
-        compile_path(path, allow_remote_imports=allow_remote_imports)
-    except BlueprintError as error:
+        bp.compile_path(path, allow_remote_imports=allow_remote_imports)
+    except bp.BlueprintError as error:
         _fail(error)
     click.echo("OK")
 
@@ -77,15 +77,15 @@ def validate(path: Path, allow_remote_imports: bool) -> None:
 def plan(path: Path, inputs_file: Path | None, fmt: str, allow_remote_imports: bool) -> None:
     """Show the plan PATH compiles into: JSON, or the topology and install order as DOT or SVG."""
     try:
-        compiled = compile_path(path, allow_remote_imports=allow_remote_imports)
+        compiled = bp.compile_path(path, allow_remote_imports=allow_remote_imports)
         if inputs_file is not None:
-            compiled = bind_inputs(compiled, _read_inputs(inputs_file))
-    except BlueprintError as error:
+            compiled = bp.bind_inputs(compiled, _read_inputs(inputs_file))
+    except bp.BlueprintError as error:
         _fail(error)
     if fmt == "json":
         click.echo(json.dumps(compiled.model_dump(mode="json"), indent=2, sort_keys=True))
         return
-    dot = plan_to_dot(compiled, title=path.stem)
+    dot = bp.plan_to_dot(compiled, title=path.stem)
     if fmt == "dot":
         click.echo(dot, nl=False)
         return
