@@ -20,6 +20,9 @@ from tempano.workflows.engine import WORKFLOWS
 
 log = logging.getLogger("tempano.worker")
 
+EAGER_ACTIVITIES = 50
+"""Activities a workflow task may take for this worker at once when the server hands them over eagerly."""
+
 
 def build_worker(
     client: Client,
@@ -42,6 +45,7 @@ def build_worker(
         activities=activities.activities(),
         activity_executor=pool,
         max_concurrent_activities=threads,
+        max_eager_activity_reservations_per_workflow_task=EAGER_ACTIVITIES,
         # Cancellation reaches an operation with the answer to its heartbeat, and heartbeats are sent at most
         # every 0.8 x heartbeat timeout by default (24 s at our default 30 s): 5 s keeps a cancel prompt.
         max_heartbeat_throttle_interval=timedelta(seconds=5),
