@@ -30,9 +30,9 @@ from tempano.blueprints.plan import (
 )
 from tempano.plugins.contract import InstanceView, PluginError, Relationship
 from tempano.plugins.registry import PluginRegistry, UnknownOperation
-from tempano.store import NodeInstanceRecord, NotFound, Store
+from tempano.store import NewEvent, NodeInstanceRecord, NotFound, Store
 from tempano.store import topology as topo
-from tempano.store.resolver import StoreResolver, load_instances, related_nodes
+from tempano.store.resolver import StoreResolver, operation_instances
 from tempano.workflows.models import (
     BatchInput,
     BatchPlan,
@@ -81,6 +81,8 @@ def _heartbeating(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if activity.info().is_local:  # a local activity cannot heartbeat (the workflow task's timeout covers it)
+            return fn(*args, **kwargs)
         with heartbeating(activity.heartbeat, "store-heartbeat"):
             return fn(*args, **kwargs)
 
@@ -178,8 +180,7 @@ class EngineActivities:
         """The operations each instance of a batch runs, phase by phase (or the one operation asked)."""
         plan = self.plan(input.deployment_id)
         own = self.store.node_instances(input.deployment_id, ids=input.instance_ids)
-        nodes = set().union(*(related_nodes(plan, i.node) for i in own)) if own else set()
-        instances = load_instances(self.store, plan, input.deployment_id, nodes)
+        instances = operation_instances(self.store, plan, input.deployment_id, own)
         done: set[tuple[str, str]] = set()
         for execution_id in () if input.rerun else input.skip:
             done |= self.store.succeeded_operations(execution_id)
@@ -227,7 +228,7 @@ class EngineActivities:
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
         owner = self.store.node_instance(deployment_id, task.instance_id)
-        instances = load_instances(self.store, plan, deployment_id, related_nodes(plan, owner.node))
+        instances = operation_instances(self.store, plan, deployment_id, [owner])
         if task.target_id is not None and task.target_id not in instances:
             instances[task.target_id] = self.store.node_instance(deployment_id, task.target_id)
         run_on = task.target_id if task.side == "target" and task.target_id else task.instance_id
@@ -279,16 +280,18 @@ class EngineActivities:
             heartbeat_details=_heartbeat_details(info),
         )
         state_before = instances[run_on].state
-        if task.state_before:
-            self.store.set_states(deployment_id, [run_on], task.state_before)
-        activity.heartbeat()
-        self._event(
+        # The state change and the started event in one transaction (one store round trip).
+        started_event = self._new_event(
             prefix,
             input,
             "operation_started",
             f"{where}: {spec.implementation} (attempt {info.attempt}/{task.max_attempts})",
             data={"task": task.key, "implementation": spec.implementation, "state": task.state_before},
         )
+        if task.state_before:
+            self.store.set_states(deployment_id, [run_on], task.state_before, events=[started_event])
+        else:
+            self.store.add_events([started_event])
         try:
             with ctx.auto_heartbeat():
                 outputs = fn(ctx) or {}
@@ -310,29 +313,34 @@ class EngineActivities:
                     self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
                 raise CancelledError(f"{where} cancelled") from None
             self._failed(input, task, info.attempt, prefix, where, plugin_name, ctx, started, e)
-        for i, line in enumerate(ctx.lines):
-            self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
         elapsed = time.monotonic() - started
         for view in views.values():
-            writes = view.attribute_writes
-            is_me = view.id == run_on
-            if writes or is_me:
-                self.store.merge_attributes(
-                    deployment_id,
-                    view.id,
-                    writes,
-                    outputs=(task.operation, dict(outputs)) if is_me else None,
-                    state=task.state_after if is_me else None,
-                )
+            if view.attribute_writes and view.id != run_on:
+                self.store.merge_attributes(deployment_id, view.id, view.attribute_writes)
+        # What the operation changed, its log lines and the succeeded event in one transaction, last: resume
+        # skips what succeeded, so nothing of it may be missing once the event is there.
         healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
         verdict = f": unhealthy ({outputs.get('reason') or 'no reason given'})" if healthy is False else ""
-        self._event(
-            prefix,
-            input,
-            "operation_succeeded",
-            f"{where} succeeded in {elapsed:.2f}s{verdict}",
-            duration=elapsed,
-            data={"task": task.key, "state": task.state_after},
+        self.store.merge_attributes(
+            deployment_id,
+            run_on,
+            views[run_on].attribute_writes,
+            outputs=(task.operation, dict(outputs)),
+            state=task.state_after,
+            events=[
+                *(
+                    self._new_event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
+                    for i, line in enumerate(ctx.lines)
+                ),
+                self._new_event(
+                    prefix,
+                    input,
+                    "operation_succeeded",
+                    f"{where} succeeded in {elapsed:.2f}s{verdict}",
+                    duration=elapsed,
+                    data={"task": task.key, "state": task.state_after},
+                ),
+            ],
         )
         return OperationResult(outputs=_jsonable(outputs), healthy=healthy if isinstance(healthy, bool) else None)
 
@@ -394,10 +402,26 @@ class EngineActivities:
         data: Mapping[str, Any] | None = None,
         instance: str | None = None,
     ) -> None:
-        self.store.add_event(
-            f"{key}:{type}",
-            input.deployment_id,
-            message,
+        self.store.add_events(
+            [self._new_event(key, input, type, message, level=level, duration=duration, data=data, instance=instance)]
+        )
+
+    def _new_event(
+        self,
+        key: str,
+        input: OperationInput,
+        type: str,
+        message: str,
+        *,
+        level: str = "info",
+        duration: float | None = None,
+        data: Mapping[str, Any] | None = None,
+        instance: str | None = None,
+    ) -> NewEvent:
+        return NewEvent(
+            key=f"{key}:{type}",
+            deployment_id=input.deployment_id,
+            message=message,
             type=type,
             level=level,
             execution_id=input.execution_id,
@@ -405,7 +429,7 @@ class EngineActivities:
             operation=input.task.operation,
             attempt=activity.info().attempt,
             duration_s=duration,
-            data=data,
+            data=dict(data or {}),
         )
 
     # ---------------------------------------------------------------- store writes

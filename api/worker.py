@@ -20,6 +20,9 @@ from tempano.workflows.engine import WORKFLOWS
 
 log = logging.getLogger("tempano.worker")
 
+EAGER_ACTIVITIES = 50
+"""Activities a workflow task may take for this worker at once when the server hands them over eagerly."""
+
 
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox tempano's workflows run in, on the worker and in the replay tests. Our modules pass through it:
@@ -41,7 +44,11 @@ def build_worker(
     """A worker for tempano's workflows and activities."""
     registry.load_custom_workflows()
     activities = EngineActivities(store, plugins if plugins is not None else load_plugins())
-    pool = executor or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tempano-activity")
+    # Store activities run as local activities inside workflow tasks, on the same thread pool as operations:
+    # a share of the threads is kept for them, so a workflow task never waits behind dozens of operations (at
+    # 10,000 instances it did, past the 10 s workflow task timeout).
+    local = max(4, threads // 4)
+    pool = executor or ThreadPoolExecutor(max_workers=threads + local, thread_name_prefix="tempano-activity")
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -49,6 +56,8 @@ def build_worker(
         activities=activities.activities(),
         activity_executor=pool,
         max_concurrent_activities=threads,
+        max_concurrent_local_activities=local,
+        max_eager_activity_reservations_per_workflow_task=EAGER_ACTIVITIES,
         # Cancellation reaches an operation with the answer to its heartbeat, and heartbeats are sent at most
         # every 0.8 x heartbeat timeout by default (24 s at our default 30 s): 5 s keeps a cancel prompt.
         max_heartbeat_throttle_interval=timedelta(seconds=5),

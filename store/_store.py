@@ -7,7 +7,8 @@ unique per (instance, kind, resource id), node instances are inserted once, attr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tempano.store.records import (
     DeploymentRecord,
     EventRecord,
     ExecutionRecord,
+    NewEvent,
     NewInstance,
     NodeInstanceRecord,
     ResourceRecord,
@@ -63,6 +65,11 @@ class Store(ApiQueries):
         else:
             self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
         self._schema_lock = threading.Lock()
+        # SQLite has one writer at a time, and a writer that finds the database locked sleeps in growing steps
+        # (its busy handler) instead of being woken when the lock is free: with dozens of activity threads writing,
+        # those sleeps dominated an install. Our own writers queue on a lock instead; other processes (the API)
+        # still meet the busy timeout.
+        self._writer: threading.RLock | None = threading.RLock() if url.startswith("sqlite") else None
         self._schema_ready = False
 
     def create_schema(self) -> None:
@@ -80,6 +87,16 @@ class Store(ApiQueries):
         self.engine.dispose()
 
     # ---------------------------------------------------------------- helpers
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction (serialized within this process on SQLite)."""
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
+            yield conn
 
     def _insert_ignore(self, table: Any) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -106,7 +123,7 @@ class Store(ApiQueries):
         source_dir: str | None = None,
         main_file: str | None = None,
     ) -> BlueprintRecord:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             try:
                 conn.execute(
                     insert(s.blueprints).values(
@@ -138,7 +155,7 @@ class Store(ApiQueries):
         return [BlueprintRecord(**r._mapping) for r in rows]
 
     def delete_blueprint(self, blueprint_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             users = (
                 conn.execute(select(s.deployments.c.id).where(s.deployments.c.blueprint_id == blueprint_id))
                 .scalars()
@@ -164,7 +181,7 @@ class Store(ApiQueries):
         labels: Mapping[str, str] | None = None,
     ) -> DeploymentRecord:
         now = _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             try:
                 conn.execute(
                     insert(s.deployments).values(
@@ -204,7 +221,7 @@ class Store(ApiQueries):
             return [DeploymentRecord(**r._mapping) for r in conn.execute(stmt).all()]
 
     def set_deployment_status(self, deployment_id: str, status: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(s.deployments)
                 .where(s.deployments.c.id == deployment_id)
@@ -213,7 +230,7 @@ class Store(ApiQueries):
 
     def delete_deployment(self, deployment_id: str) -> None:
         """Deletes the deployment and everything recorded about it (the caller checks it is uninstalled)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for table in (s.node_instances, s.ledger, s.events, s.executions):
                 conn.execute(delete(table).where(table.c.deployment_id == deployment_id))
             if conn.execute(delete(s.deployments).where(s.deployments.c.id == deployment_id)).rowcount == 0:
@@ -230,7 +247,7 @@ class Store(ApiQueries):
         parameters: Mapping[str, Any],
         workflow_id: str,
     ) -> ExecutionRecord:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 self._insert_ignore(s.executions).values(
                     id=execution_id,
@@ -249,7 +266,7 @@ class Store(ApiQueries):
         values: dict[str, Any] = {"status": status, "error": error}
         if status not in {"pending", "running"}:
             values["ended_at"] = _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(update(s.executions).where(s.executions.c.id == execution_id).values(**values))
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -292,7 +309,7 @@ class Store(ApiQueries):
         )
 
     def add_node_instances(self, deployment_id: str, instances: Sequence[NewInstance]) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._insert_instances(conn, deployment_id, instances)
 
     def node_instances(
@@ -334,18 +351,23 @@ class Store(ApiQueries):
             ).scalar()
         return int(value or 0)
 
-    def set_states(self, deployment_id: str, instance_ids: Sequence[str], state: str) -> None:
-        if not instance_ids:
+    def set_states(
+        self, deployment_id: str, instance_ids: Sequence[str], state: str, *, events: Sequence[NewEvent] = ()
+    ) -> None:
+        """Sets the instances' state, and adds the events in the same transaction."""
+        if not instance_ids and not events:
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(s.node_instances)
-                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
-                .values(state=state, version=s.node_instances.c.version + 1)
-            )
+        with self._begin() as conn:
+            if instance_ids:
+                conn.execute(
+                    update(s.node_instances)
+                    .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
+                    .values(state=state, version=s.node_instances.c.version + 1)
+                )
+            self._insert_events(conn, events)
 
     def mark_removed(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(s.node_instances)
                 .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
@@ -360,10 +382,13 @@ class Store(ApiQueries):
         *,
         outputs: tuple[str, Mapping[str, Any]] | None = None,
         state: str | None = None,
+        events: Sequence[NewEvent] = (),
     ) -> None:
-        """Merges attribute writes (and an operation's outputs) into the instance; idempotent."""
+        """Merges attribute writes (and an operation's outputs) into the instance, and adds the events in the same
+        transaction; idempotent."""
         where = (s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
+            self._insert_events(conn, events)
             # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
             # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
             # writing to a shared target) would otherwise lose each other's writes.
@@ -384,7 +409,7 @@ class Store(ApiQueries):
 
     def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(s.node_instances)
                 .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
@@ -406,7 +431,7 @@ class Store(ApiQueries):
         data: Mapping[str, Any] | None = None,
         external: bool = False,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 self._insert_ignore(s.ledger).values(
                     deployment_id=deployment_id,
@@ -423,7 +448,7 @@ class Store(ApiQueries):
             )
 
     def forget_resource(self, deployment_id: str, node_instance_id: str, kind: str, resource_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 delete(s.ledger).where(
                     s.ledger.c.deployment_id == deployment_id,
@@ -462,22 +487,36 @@ class Store(ApiQueries):
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Adds an event once: a second call with the same key (a retried activity) is ignored."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                self._insert_ignore(s.events).values(
+        self.add_events(
+            [
+                NewEvent(
                     key=key,
                     deployment_id=deployment_id,
-                    execution_id=execution_id,
-                    ts=_now(),
+                    message=message,
                     type=type,
                     level=level,
+                    execution_id=execution_id,
                     node_instance_id=node_instance_id,
                     operation=operation,
                     attempt=attempt,
                     duration_s=duration_s,
-                    message=message,
                     data=dict(data or {}),
                 )
+            ]
+        )
+
+    def add_events(self, events: Sequence[NewEvent]) -> None:
+        """Adds events in one transaction, each once (see :meth:`add_event`)."""
+        if events:
+            with self._begin() as conn:
+                self._insert_events(conn, events)
+
+    def _insert_events(self, conn: Connection, events: Sequence[NewEvent]) -> None:
+        if events:
+            now = _now()
+            conn.execute(
+                self._insert_ignore(s.events),
+                [{**e.model_dump(), "data": dict(e.data), "ts": now} for e in events],
             )
 
     def events(
@@ -514,7 +553,7 @@ class Store(ApiQueries):
             raise StoreError("no secret key is configured (TEMPANO_SECRET_KEY); secrets cannot be stored")
         token = self._cipher.encrypt(value.encode()).decode()
         now = _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             updated = conn.execute(
                 update(s.secrets).where(s.secrets.c.name == name).values(value=token, updated_at=now)
             ).rowcount
@@ -533,7 +572,7 @@ class Store(ApiQueries):
             return list(conn.execute(select(s.secrets.c.name).order_by(s.secrets.c.name)).scalars().all())
 
     def delete_secret(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if conn.execute(delete(s.secrets).where(s.secrets.c.name == name)).rowcount == 0:
                 raise NotFound(f"no secret {name!r}")
 

@@ -113,3 +113,19 @@ class NewInstance(_Record):
     index: int
     host_id: str | None = None
     group_instance: str | None = None
+
+
+class NewEvent(_Record):
+    """An event to add (once: a second one with the same key, from a retried activity, is ignored)."""
+
+    key: str
+    deployment_id: str
+    message: str
+    type: str = "log"
+    level: str = "info"
+    execution_id: str | None = None
+    node_instance_id: str | None = None
+    operation: str | None = None
+    attempt: int | None = None
+    duration_s: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

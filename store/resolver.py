@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tempano.blueprints.functions import FunctionError
-from tempano.blueprints.plan import Plan
+from tempano.blueprints.plan import HOSTED_ON, Plan
 from tempano.store._store import Store
 from tempano.store.records import NodeInstanceRecord
 from tempano.store.topology import host_chain, relationship_targets
@@ -112,6 +112,41 @@ def related_nodes(plan: Plan, node: str) -> set[str]:
     for operation in operations:
         nodes.update(n for n in _named_nodes(operation.inputs) if n in plan.nodes)
     return nodes
+
+
+def sibling_nodes(plan: Plan, node: str) -> set[str]:
+    """The nodes an operation on an instance of ``node`` may need *every* live instance of: its relationship
+    targets (but a host, found by id), and the nodes its operations' inputs name. ``node`` itself only when one
+    of those names it: the instance's own siblings are not read otherwise (reading them for every operation
+    would make a large install quadratic)."""
+    spec = plan.nodes[node]
+    nodes = {r.target for r in spec.relationships if not (r.is_a(HOSTED_ON) and r.target == spec.host)}
+    operations = [*spec.operations.values(), *(op for r in spec.relationships for op in r.operations.values())]
+    for operation in operations:
+        nodes.update(n for n in _named_nodes(operation.inputs) if n in plan.nodes)
+    return nodes
+
+
+def operation_instances(
+    store: Store, plan: Plan, deployment_id: str, owners: Iterable[NodeInstanceRecord]
+) -> dict[str, NodeInstanceRecord]:
+    """What operations on ``owners`` may read: the owners, their host chains, and every live instance of their
+    :func:`sibling_nodes` (loaded once per node, not per instance)."""
+    out = {o.id: o for o in owners}
+    nodes: set[str] = set()
+    for node in {o.node for o in out.values()}:
+        nodes |= sibling_nodes(plan, node)
+    for node in sorted(nodes):
+        for inst in store.node_instances(deployment_id, node=node):
+            out.setdefault(inst.id, inst)
+    # Host chains, a level at a time (hosts of hosts are few).
+    missing = {o.host_id for o in out.values() if o.host_id is not None and o.host_id not in out}
+    while missing:
+        found = store.node_instances(deployment_id, ids=sorted(missing))
+        for inst in found:
+            out[inst.id] = inst
+        missing = {o.host_id for o in found if o.host_id is not None and o.host_id not in out}
+    return out
 
 
 def _named_nodes(value: Any) -> Iterable[str]:

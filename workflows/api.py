@@ -76,8 +76,31 @@ STORE_RETRY = RetryPolicy(
 )
 
 
-async def store_activity(name: str, arg: Any, summary: str, result_type: type[T] | None = None) -> T:
-    """Runs one of the engine's short store activities (reads, state writes, events) with their shared options."""
+LOCAL_STORE_ACTIVITIES = "local-store-activities"
+"""Patch id: store activities run as local activities (histories recorded before it replay the old way)."""
+
+
+async def store_activity(
+    name: str, arg: Any, summary: str, result_type: type[T] | None = None, *, local: bool = True
+) -> T:
+    """Runs one of the engine's short store activities (reads, state writes, events) with their shared options.
+
+    They are local activities: run by the worker that runs the workflow task, recorded as one marker event, and
+    no round trip through the server, so a step of a DAG (plan a batch, run its operations, set its states)
+    costs one server round trip per operation and nothing more. A worker that dies during one is noticed
+    through the workflow task's timeout (seconds), and the activity runs again on another worker (they are all
+    idempotent). ``local=False`` (NodeBatch children): a hundred children starting at once would each hold a
+    workflow task open behind the operations already running on the worker."""
+    if local and workflow.patched(LOCAL_STORE_ACTIVITIES):
+        done: T = await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=SHORT,
+            retry_policy=STORE_RETRY,
+            summary=summary[:200],
+        )
+        return done
     result: T = await workflow.execute_activity(
         name,
         arg,
@@ -515,14 +538,16 @@ class WorkflowContext:
         return result
 
 
-async def run_batch(batch: BatchInput, progress: Progress | None = None) -> BatchResult:
-    """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order."""
+async def run_batch(batch: BatchInput, progress: Progress | None = None, *, local: bool = True) -> BatchResult:
+    """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order; ``local``:
+    its store activities are local ones (see :func:`store_activity`)."""
     progress = progress if progress is not None else Progress()
     plan: BatchPlan = await store_activity(
         "plan_batch",
         batch,
         f"plan {batch.operation or '+'.join(batch.phases)} for {len(batch.instance_ids)} x {batch.node}",
         BatchPlan,
+        local=local,
     )
     semaphore = asyncio.Semaphore(MAX_CONCURRENCY)
     operations = 0
@@ -533,7 +558,7 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None) -> Batc
         async with semaphore:
             for phase_tasks in plan.tasks.get(instance_id, ()):
                 for task in phase_tasks:
-                    result = await _run_task(batch, task, progress)
+                    result = await _run_task(batch, task, progress, local=local)
                     operations += 1
                     if result.healthy is False:
                         unhealthy.append(instance_id)
@@ -560,6 +585,7 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None) -> Batc
                 execution_id=batch.execution_id,
             ),
             f"{len(succeeded)} x {batch.node} -> {batch.final_state}",
+            local=local,
         )
     if failed and batch.operation != "Health.check":
         await store_activity(
@@ -571,13 +597,14 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None) -> Batc
                 execution_id=batch.execution_id,
             ),
             f"{len(failed)} x {batch.node} -> error",
+            local=local,
         )
     return BatchResult(
         succeeded=tuple(succeeded), failed=failed, operations=operations, unhealthy=tuple(sorted(set(unhealthy)))
     )
 
 
-async def _run_task(batch: BatchInput, task: Task, progress: Progress) -> OperationResult:
+async def _run_task(batch: BatchInput, task: Task, progress: Progress, *, local: bool) -> OperationResult:
     target = f" -> {task.target_id}" if task.target_id else ""
     activity_id = f"{task.instance_id}:{task.key}"
     progress.started(activity_id, f"{task.instance_id} {task.operation}{target} ({task.implementation})")
@@ -622,6 +649,7 @@ async def _run_task(batch: BatchInput, task: Task, progress: Progress) -> Operat
                 operation=task.operation,
             ),
             f"{task.instance_id} {task.operation} timed out",
+            local=local,
         )
         raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
     finally:

@@ -76,7 +76,7 @@ class NodeBatchWorkflow:
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
-        return await run_batch(batch)
+        return await run_batch(batch, local=False)
 
 
 @workflow.defn(name="Execution")

@@ -35,6 +35,11 @@ CORPUS = {
     "node_batch_100": "NodeBatch",
     "deployment": "Deployment",
     "deployment_many": "Deployment",
+    # Recorded with store activities as local ones (workflow.patched("local-store-activities")); those above
+    # were recorded before, and must replay too.
+    "install_local_store": "Execution",
+    "heal_local_store": "Execution",
+    "deployment_local_store": "Deployment",
 }
 
 INDEX: dict[str, dict[str, str]] = json.loads((HISTORIES / "index.json").read_text())
@@ -67,6 +72,15 @@ def test_the_corpus_is_complete() -> None:
         if e.HasField("start_child_workflow_execution_initiated_event_attributes")
     ]
     assert len(children) == 3
+    # The local store activities really are in the corpus: markers, and no activity but the operations.
+    events = load("install_local_store").events
+    scheduled = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert scheduled == {"run_operation"}
+    assert any(e.HasField("marker_recorded_event_attributes") for e in events)
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
