@@ -123,6 +123,65 @@ def server_cpu(server: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _quantiles(values: list[float]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    median, p90 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.9))
+    return f"median {median * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+
+
+async def critical_path_breakdown(client: Client, deployment_id: str, sleep: float) -> list[str]:
+    """Where the time beyond the operations' own sleep goes, from the install's history: the server's and
+    worker's share before an operation starts, the store writes around the plugin call, and the workflow's
+    reaction from one operation's end to the next one's schedule (same instance) or to the next layer."""
+    async for wf in client.list_workflows(f"WorkflowId STARTS_WITH 'dep:{deployment_id}:exec:'"):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        break
+    else:
+        return ["no execution history found"]
+    scheduled: dict[int, tuple[str, float]] = {}
+    started: dict[int, float] = {}
+    to_start, inside, reaction, layer_gap = [], [], [], []
+    last_done: dict[str, float] = {}
+    seen: set[str] = set()
+    latest_done: float | None = None
+    first, last = history.events[0].event_time.ToDatetime().timestamp(), 0.0
+    for e in history.events:
+        t = e.event_time.ToDatetime().timestamp()
+        last = t
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = e.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name != "run_operation":
+                continue
+            instance = attrs.activity_id.split(":", 1)[0]
+            scheduled[e.event_id] = (instance, t)
+            if instance in last_done:
+                reaction.append(t - last_done.pop(instance))
+            elif instance not in seen and latest_done is not None:
+                layer_gap.append(t - latest_done)
+                latest_done = None
+            seen.add(instance)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            sid = e.activity_task_started_event_attributes.scheduled_event_id
+            if sid in scheduled:
+                started[sid] = t
+                to_start.append(t - scheduled[sid][1])
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = e.activity_task_completed_event_attributes.scheduled_event_id
+            if sid in scheduled:
+                inside.append(t - started.get(sid, scheduled[sid][1]) - sleep)
+                last_done[scheduled[sid][0]] = t
+                latest_done = t
+    return [
+        f"  execution run: {last - first:.2f} s, {len(history.events)} events, {len(scheduled)} operations",
+        f"  scheduled -> started: {_quantiles(to_start)}",
+        f"  started -> completed, beyond the {sleep:g} s sleep: {_quantiles(inside)}",
+        f"  completed -> same instance's next operation scheduled: {_quantiles(reaction)}",
+        f"  a layer's last operation completed -> next layer's first scheduled: {_quantiles(layer_gap)}",
+    ]
+
+
 @dataclass
 class Measured:
     wall: float
@@ -172,6 +231,8 @@ async def main(sizes: list[int], critical_path: bool) -> None:
                     f"install {m.wall:.2f} s (worker cpu {m.worker_cpu:.1f} s, server cpu {m.server_cpu:.1f} s, "
                     f"{sum(c.sizes)} events, {c.activities} activities); ratio {m.wall / critical:.3f} (goal <= 1.10)"
                 )
+                for line in await critical_path_breakdown(tempano.client, "critical-path", SLEEP):
+                    print(line)
 
 
 if __name__ == "__main__":
