@@ -7,11 +7,11 @@ unique per (instance, kind, resource id), node instances are inserted once, attr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,6 +48,84 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+T = TypeVar("T")
+
+
+class _Write(Generic[T]):
+    """One caller's write, waiting in a group commit."""
+
+    def __init__(self, fn: Callable[[Connection], T]) -> None:
+        self.fn = fn
+        self.finished = False
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+class _GroupCommit:
+    """SQLite has one writer. When dozens of activity threads write at once (a step of 25 operations starting or
+    ending together), committing each write alone queues them behind each other, and each holder of the write
+    lock also waits for the GIL between its SQLite calls. Instead, a writer that finds the queue busy leaves its
+    write there, and whoever commits next (the leader) runs every queued write in one transaction. A write that
+    fails makes the leader run the batch's writes one by one, so only that one fails, with its own error."""
+
+    def __init__(self, engine: Engine, lock: threading.RLock) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._cond = threading.Condition()
+        self._queue: list[_Write[Any]] = []
+        self._leading = False
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        write = _Write(fn)
+        with self._cond:
+            self._queue.append(write)
+            while self._leading and not write.finished:
+                self._cond.wait()
+            lead = not write.finished
+            if lead:
+                self._leading = True
+                batch, self._queue = self._queue, []
+        if lead:
+            try:
+                self._commit(batch)
+            finally:
+                with self._cond:
+                    for w in batch:
+                        if not w.finished:  # an interrupt in the leader: nobody may wait forever
+                            w.error = w.error or StoreError("the write was interrupted before it committed")
+                            w.finished = True
+                    self._leading = False
+                    self._cond.notify_all()
+        return write.outcome()
+
+    def _commit(self, batch: list[_Write[Any]]) -> None:
+        with self._lock:
+            try:
+                with self._engine.begin() as conn:
+                    values = [w.fn(conn) for w in batch]
+            except Exception as e:
+                if len(batch) == 1:
+                    batch[0].error = e
+                else:
+                    for w in batch:
+                        try:
+                            with self._engine.begin() as conn:
+                                w.value = w.fn(conn)
+                        except Exception as alone:
+                            w.error = alone
+                for w in batch:
+                    w.finished = True
+                return
+            for w, value in zip(batch, values, strict=True):
+                w.value = value
+                w.finished = True
+
+
 class Store(ApiQueries):
     """tempano's runtime store. Thread-safe; one instance per process is enough."""
 
@@ -70,6 +148,7 @@ class Store(ApiQueries):
         # those sleeps dominated an install. Our own writers queue on a lock instead; other processes (the API)
         # still meet the busy timeout.
         self._writer: threading.RLock | None = threading.RLock() if url.startswith("sqlite") else None
+        self._group = _GroupCommit(self.engine, self._writer) if self._writer is not None else None
         self._schema_ready = False
 
     def create_schema(self) -> None:
@@ -97,6 +176,14 @@ class Store(ApiQueries):
             return
         with self._writer, self.engine.begin() as conn:
             yield conn
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Runs ``fn`` in a write transaction: on SQLite, committed together with concurrent writes of this
+        process (see :class:`_GroupCommit`), so ``fn`` must do nothing but its statements."""
+        if self._group is None:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        return self._group.run(fn)
 
     def _insert_ignore(self, table: Any) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -357,7 +444,8 @@ class Store(ApiQueries):
         """Sets the instances' state, and adds the events in the same transaction."""
         if not instance_ids and not events:
             return
-        with self._begin() as conn:
+
+        def write(conn: Connection) -> None:
             if instance_ids:
                 conn.execute(
                     update(s.node_instances)
@@ -365,6 +453,8 @@ class Store(ApiQueries):
                     .values(state=state, version=s.node_instances.c.version + 1)
                 )
             self._insert_events(conn, events)
+
+        self._write(write)
 
     def mark_removed(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         with self._begin() as conn:
@@ -387,7 +477,8 @@ class Store(ApiQueries):
         """Merges attribute writes (and an operation's outputs) into the instance, and adds the events in the same
         transaction; idempotent."""
         where = (s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id == instance_id)
-        with self._begin() as conn:
+
+        def write(conn: Connection) -> None:
             self._insert_events(conn, events)
             # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
             # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
@@ -406,6 +497,8 @@ class Store(ApiQueries):
             if state is not None:
                 values["state"] = state
             conn.execute(update(s.node_instances).where(*where).values(**values))
+
+        self._write(write)
 
     def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""
@@ -431,8 +524,8 @@ class Store(ApiQueries):
         data: Mapping[str, Any] | None = None,
         external: bool = False,
     ) -> None:
-        with self._begin() as conn:
-            conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 self._insert_ignore(s.ledger).values(
                     deployment_id=deployment_id,
                     node_instance_id=node_instance_id,
@@ -446,6 +539,7 @@ class Store(ApiQueries):
                     created_at=_now(),
                 )
             )
+        )
 
     def forget_resource(self, deployment_id: str, node_instance_id: str, kind: str, resource_id: str) -> None:
         with self._begin() as conn:
@@ -508,8 +602,7 @@ class Store(ApiQueries):
     def add_events(self, events: Sequence[NewEvent]) -> None:
         """Adds events in one transaction, each once (see :meth:`add_event`)."""
         if events:
-            with self._begin() as conn:
-                self._insert_events(conn, events)
+            self._write(lambda conn: self._insert_events(conn, events))
 
     def _insert_events(self, conn: Connection, events: Sequence[NewEvent]) -> None:
         if events:

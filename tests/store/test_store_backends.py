@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from tempano.store import Conflict, NewInstance, NotFound, Store
+from tempano.store import Conflict, NewEvent, NewInstance, NotFound, Store
 
 PLAN = {"nodes": {"web": {}}, "note": "plan documents are JSON: ünïcode, nesting", "list": [1, {"a": None}]}
 
@@ -221,3 +221,37 @@ def test_secrets_are_encrypted_at_rest(backend: Store) -> None:
         backend.get_secret("token")
     with pytest.raises(NotFound):
         backend.delete_secret("token")
+
+
+def test_concurrent_writes_commit_together_and_a_failing_one_fails_alone(backend: Store) -> None:
+    """Dozens of activity threads writing at once (on SQLite they are committed together): every write lands,
+    exactly once, and a write that fails (an instance that does not exist) fails alone, with its own error."""
+    _deployment(backend, count=40)
+    start = threading.Barrier(41)
+    errors: dict[str, BaseException] = {}
+
+    def write(i: int) -> None:
+        instance = f"web_{i}" if i else "web_missing"
+        start.wait()
+        try:
+            for round in range(5):
+                backend.merge_attributes(
+                    "d1",
+                    instance,
+                    {f"round_{round}": i},
+                    events=[NewEvent(key=f"k{i}:{round}", deployment_id="d1", message=f"{instance} round {round}")],
+                )
+        except NotFound as e:
+            errors[instance] = e
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(41)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert list(errors) == ["web_missing"] and "web_missing" in str(errors["web_missing"])
+    instances = {i.id: i for i in backend.node_instances("d1")}
+    for i in range(1, 41):
+        assert instances[f"web_{i}"].attributes == {f"round_{r}": i for r in range(5)}
+    messages = [e.message for e in backend.events("d1", limit=10_000)]
+    assert len(messages) == 200 and len(set(messages)) == 200
