@@ -19,6 +19,10 @@ from tempano.store import Store
 AUTO_HEARTBEAT_S = 2.0
 
 
+TASK_TAG = "tempano_task"
+"""Heartbeat detail naming the operation of a chain that sent it (a retried chain gives details back only to it)."""
+
+
 class ActivityContext(OperationContext):
     """One attempt of one operation, run inside a Temporal activity."""
 
@@ -41,6 +45,7 @@ class ActivityContext(OperationContext):
         blueprint_dir: Path | None,
         heartbeat_details: Mapping[str, Any],
         logger: logging.Logger,
+        tag: str | None = None,
     ) -> None:
         self.store = store
         self.plugin = plugin
@@ -60,6 +65,8 @@ class ActivityContext(OperationContext):
         self.cancelled = threading.Event()
         self._previous = dict(heartbeat_details)
         self._details: dict[str, Any] = dict(heartbeat_details)
+        if tag is not None:
+            self._details[TASK_TAG] = tag
         self._lock = threading.Lock()
         self.lines: list[str] = []
 

@@ -6,18 +6,20 @@ idempotent: a retried activity cannot double-apply (event keys, ledger uniquenes
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from tempano.activities.context import ActivityContext, heartbeating
+from tempano.activities.context import TASK_TAG, ActivityContext, heartbeating
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import (
     NODE_PHASE_OPERATIONS,
@@ -28,7 +30,7 @@ from tempano.blueprints.plan import (
     Plan,
     RelationshipSpec,
 )
-from tempano.plugins.contract import InstanceView, PluginError, Relationship
+from tempano.plugins.contract import InstanceView, PluginError, Relationship, RetryableError
 from tempano.plugins.registry import PluginRegistry, UnknownOperation
 from tempano.store import NewEvent, NodeInstanceRecord, NotFound, Store
 from tempano.store import topology as topo
@@ -36,6 +38,8 @@ from tempano.store.resolver import StoreResolver, operation_instances
 from tempano.workflows.models import (
     BatchInput,
     BatchPlan,
+    ChainInput,
+    ChainResult,
     ExecutionStatusInput,
     ImperativeQuery,
     InstanceInfo,
@@ -89,6 +93,10 @@ def _heartbeating(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class OperationTimeout(RetryableError):
+    """An operation of a chain ran past its own timeout (retried like Temporal retries a start-to-close timeout)."""
+
+
 class EngineActivities:
     """Holds the worker's store and plugin registry; each method is one activity."""
 
@@ -134,6 +142,7 @@ class EngineActivities:
             self.schedule,
             self.plan_batch,
             self.run_operation,
+            self.run_operations,
             self.set_states,
             self.record_execution,
             self.execution_status,
@@ -224,6 +233,84 @@ class EngineActivities:
     def run_operation(self, input: OperationInput) -> OperationResult:
         """Runs one plugin operation on one node instance, and persists what it changed."""
         info = activity.info()
+        return self._operation(input, info.attempt, _heartbeat_details(info))
+
+    @activity.defn(name="run_operations", no_thread_cancel_exception=True)
+    def run_operations(self, input: ChainInput) -> ChainResult:
+        """Runs an instance's consecutive operations of one step (create, configure, start and the relationship
+        operations between them) in order, in one activity: one server round trip and one workflow task per
+        instance and step instead of one per operation. Each operation keeps its own attempts, retry interval,
+        timeout and events: an attempt of the chain starts at the first operation that has not succeeded in
+        this execution, with that operation's next attempt number (counted from its ``operation_started``
+        events, so an attempt cut short by a dead worker counts too); a failure is retried after that
+        operation's own interval, and is final once that operation has used its attempts."""
+        info = activity.info()
+        first = input.tasks[0]
+        done: set[str] = set()
+        started: dict[str, int] = {}
+        if info.attempt > 1:
+            done = {k for i, k in self.store.succeeded_operations(input.execution_id) if i == first.instance_id}
+            started = self.store.operation_attempts(input.execution_id, first.instance_id)
+        ran, unhealthy = 0, False
+        previous = _heartbeat_details(info)
+        for task in input.tasks:
+            if task.key in done:
+                continue
+            attempt = started.get(task.key, 0) + 1
+            one = OperationInput(
+                deployment_id=input.deployment_id,
+                execution_id=input.execution_id,
+                workflow=input.workflow,
+                task=task,
+                inputs=input.inputs,
+            )
+            if attempt > task.max_attempts:
+                # Its last attempt never reported back: the worker running it died, or the chain's own
+                # start-to-close timeout cut it short.
+                message = (
+                    f"{task.instance_id} {task.operation} ({task.implementation}) failed after {task.max_attempts} "
+                    "attempt(s): its last attempt never reported back (the worker running it died or hung); check "
+                    "the workers (`tempano up` restarts them), then resume the execution"
+                )
+                self._event(
+                    f"{input.execution_id}:{task.instance_id}:{task.key}:lost",
+                    one,
+                    "operation_failed",
+                    message,
+                    level="error",
+                    data={"task": task.key, "final": True},
+                )
+                raise ApplicationError(message, type="OperationLost", non_retryable=True)
+            mine = previous.get(TASK_TAG) == task.key
+            try:
+                result = self._operation(
+                    one,
+                    attempt,
+                    {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {},
+                    timeout_s=task.timeout_s,
+                    tag=task.key,
+                )
+            except ApplicationError as e:
+                if e.non_retryable or attempt >= task.max_attempts:
+                    raise ApplicationError(e.message, type=e.type, non_retryable=True) from None
+                delay = min(task.initial_interval_s * task.backoff ** (attempt - 1), task.max_interval_s)
+                raise ApplicationError(e.message, type=e.type, next_retry_delay=timedelta(seconds=delay)) from None
+            ran += 1
+            unhealthy = unhealthy or result.healthy is False
+        return ChainResult(operations=ran, unhealthy=unhealthy)
+
+    def _operation(
+        self,
+        input: OperationInput,
+        attempt: int,
+        previous: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+        tag: str | None = None,
+    ) -> OperationResult:
+        """One attempt of one operation. ``timeout_s``: cancel the plugin after that long, and fail the attempt as
+        timed out (in a chain, Temporal's start-to-close timeout covers the whole chain); ``tag``: heartbeat
+        details name the operation, so a retried chain gives them back only to it."""
         task = input.task
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
@@ -238,7 +325,7 @@ class EngineActivities:
         where = f"{run_on} (node {instances[run_on].node}) {task.operation}" + (
             f" ({task.key})" if task.relationship is not None else ""
         )
-        prefix = f"{input.execution_id}:{task.instance_id}:{task.key}:{info.attempt}"
+        prefix = f"{input.execution_id}:{task.instance_id}:{task.key}:{attempt}"
         started = time.monotonic()
         try:
             resolver = StoreResolver(
@@ -255,7 +342,7 @@ class EngineActivities:
                 inputs.update(dict(evaluate(input.inputs, resolver)))
             fn = self.plugins.resolve(spec.implementation)
         except (FunctionError, UnknownOperation, NotFound) as e:
-            self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error")
+            self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error", attempt=attempt)
             raise ApplicationError(f"{where}: {e}", type=type(e).__name__, non_retryable=True) from None
 
         views = {
@@ -271,13 +358,14 @@ class EngineActivities:
             input=input,
             task=task,
             inputs=inputs,
-            attempt=info.attempt,
+            attempt=attempt,
             me=me,
             host=host,
             relationships=relationships,
             source=views[task.instance_id] if rel is not None else None,
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
-            heartbeat_details=_heartbeat_details(info),
+            heartbeat_details=previous,
+            tag=tag,
         )
         state_before = instances[run_on].state
         # The state change and the started event in one transaction (one store round trip).
@@ -285,17 +373,26 @@ class EngineActivities:
             prefix,
             input,
             "operation_started",
-            f"{where}: {spec.implementation} (attempt {info.attempt}/{task.max_attempts})",
+            f"{where}: {spec.implementation} (attempt {attempt}/{task.max_attempts})",
             data={"task": task.key, "implementation": spec.implementation, "state": task.state_before},
+            attempt=attempt,
         )
         if task.state_before:
             self.store.set_states(deployment_id, [run_on], task.state_before, events=[started_event])
         else:
             self.store.add_events([started_event])
+        timed_out = threading.Event()
         try:
             with ctx.auto_heartbeat():
-                outputs = fn(ctx) or {}
+                outputs = (fn(ctx) if timeout_s is None else _within(timeout_s, fn, ctx, timed_out)) or {}
         except Exception as e:
+            if timed_out.is_set() and not activity.is_cancelled():
+                timeout = OperationTimeout(
+                    f"no result within {task.timeout_s:g}s (its start-to-close timeout): the plugin or the system "
+                    "it drives is stuck or slower than that; if it is slow, raise the operation's tempano_timeout "
+                    "in the blueprint"
+                )
+                self._failed(input, task, attempt, prefix, where, plugin_name, ctx, started, timeout)
             if activity.is_cancelled() or ctx.cancelled.is_set():
                 # Graceful cancellation: the plugin stopped; the instance goes back to the state it had.
                 if task.state_before:
@@ -304,15 +401,16 @@ class EngineActivities:
                     prefix,
                     input,
                     "operation_cancelled",
-                    f"{where} cancelled on request (attempt {info.attempt}); {run_on} is back to {state_before!r}",
+                    f"{where} cancelled on request (attempt {attempt}); {run_on} is back to {state_before!r}",
                     level="warning",
                     duration=time.monotonic() - started,
                     data={"task": task.key, "state": state_before, "plugin_message": str(e)},
+                    attempt=attempt,
                 )
                 for i, line in enumerate(ctx.lines):
-                    self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
+                    self._event(f"{prefix}:log{i}", input, "log", line, instance=run_on, attempt=attempt)
                 raise CancelledError(f"{where} cancelled") from None
-            self._failed(input, task, info.attempt, prefix, where, plugin_name, ctx, started, e)
+            self._failed(input, task, attempt, prefix, where, plugin_name, ctx, started, e)
         elapsed = time.monotonic() - started
         for view in views.values():
             if view.attribute_writes and view.id != run_on:
@@ -329,7 +427,7 @@ class EngineActivities:
             state=task.state_after,
             events=[
                 *(
-                    self._new_event(f"{prefix}:log{i}", input, "log", line, instance=run_on)
+                    self._new_event(f"{prefix}:log{i}", input, "log", line, instance=run_on, attempt=attempt)
                     for i, line in enumerate(ctx.lines)
                 ),
                 self._new_event(
@@ -339,6 +437,7 @@ class EngineActivities:
                     f"{where} succeeded in {elapsed:.2f}s{verdict}",
                     duration=elapsed,
                     data={"task": task.key, "state": task.state_after},
+                    attempt=attempt,
                 ),
             ],
         )
@@ -358,7 +457,7 @@ class EngineActivities:
     ) -> NoReturn:
         """Records a failed attempt (event, plugin log lines) and raises what Temporal retries or not."""
         for i, line in enumerate(ctx.lines):
-            self._event(f"{prefix}:log{i}", input, "log", line, instance=ctx.instance.id)
+            self._event(f"{prefix}:log{i}", input, "log", line, instance=ctx.instance.id, attempt=attempt)
         elapsed = time.monotonic() - started
         e = error
         if isinstance(e, PluginError):
@@ -372,6 +471,7 @@ class EngineActivities:
                 level="error",
                 duration=elapsed,
                 data={"task": task.key, "retryable": e.retryable, "final": final, **e.details},
+                attempt=attempt,
             )
             raise ApplicationError(message, type=type(e).__name__, non_retryable=not e.retryable) from None
         final = attempt >= task.max_attempts
@@ -387,6 +487,7 @@ class EngineActivities:
             level="error",
             duration=elapsed,
             data={"task": task.key, "retryable": True, "final": final},
+            attempt=attempt,
         )
         raise ApplicationError(message, type=type(e).__name__) from None
 
@@ -401,9 +502,22 @@ class EngineActivities:
         duration: float | None = None,
         data: Mapping[str, Any] | None = None,
         instance: str | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.store.add_events(
-            [self._new_event(key, input, type, message, level=level, duration=duration, data=data, instance=instance)]
+            [
+                self._new_event(
+                    key,
+                    input,
+                    type,
+                    message,
+                    level=level,
+                    duration=duration,
+                    data=data,
+                    instance=instance,
+                    attempt=attempt,
+                )
+            ]
         )
 
     def _new_event(
@@ -417,6 +531,7 @@ class EngineActivities:
         duration: float | None = None,
         data: Mapping[str, Any] | None = None,
         instance: str | None = None,
+        attempt: int | None = None,
     ) -> NewEvent:
         return NewEvent(
             key=f"{key}:{type}",
@@ -427,7 +542,7 @@ class EngineActivities:
             execution_id=input.execution_id,
             node_instance_id=instance or input.task.instance_id,
             operation=input.task.operation,
-            attempt=activity.info().attempt,
+            attempt=attempt if attempt is not None else activity.info().attempt,
             duration_s=duration,
             data=dict(data or {}),
         )
@@ -724,6 +839,39 @@ def _made_by(instance: NodeInstanceRecord, marker: str) -> bool:
     return marker in instance.outputs
 
 
+TIMEOUT_GRACE_S = 5.0
+"""How long an operation past its timeout has, once cancelled, to stop before its attempt is failed anyway."""
+
+
+def _within(
+    timeout_s: float, fn: Callable[[ActivityContext], Any], ctx: ActivityContext, timed_out: threading.Event
+) -> Any:
+    """Runs a plugin operation with its own timeout inside a chain (Temporal's start-to-close covers the chain):
+    past it, the operation is cancelled (``ctx.cancelled``) and, if it has not stopped after a grace period,
+    left behind in its thread while the attempt fails, as Temporal leaves an activity that timed out."""
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome["value"] = context.run(fn, ctx)
+        except BaseException as e:  # handed to the activity's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name=f"operation-{ctx.instance.id}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        timed_out.set()
+        ctx.cancelled.set()
+        thread.join(TIMEOUT_GRACE_S)
+        if thread.is_alive():
+            raise OperationTimeout(f"still running {TIMEOUT_GRACE_S:g}s after it was cancelled")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def _heartbeat_details(info: activity.Info) -> dict[str, Any]:
     details = info.heartbeat_details
     if details and isinstance(details[0], Mapping):
@@ -755,6 +903,7 @@ def _make_context(
     source: InstanceView | None,
     target: InstanceView | None,
     heartbeat_details: Mapping[str, Any],
+    tag: str | None = None,
 ) -> ActivityContext:
     return ActivityContext(
         store=acts.store,
@@ -773,5 +922,6 @@ def _make_context(
         target=target,
         blueprint_dir=acts.blueprint_dir(input.deployment_id),
         heartbeat_details=heartbeat_details,
+        tag=tag,
         logger=logging.getLogger(f"tempano.plugins.{plugin_name}"),
     )

@@ -371,15 +371,28 @@ class Tempano:
         except RPCError as e:
             out["details"] = f"no workflow {execution.workflow_id} on the Temporal server ({e.message})"
             return out
+        # The operations running now, from their events: an activity may run several of an instance in a row
+        # (create, configure, start), and the workflow only knows the activity.
+        running = {e.node_instance_id: e for e in self.store.running_operations(execution_id)}
         if execution.status not in TERMINAL:
             with contextlib.suppress(RPCError, WorkflowQueryFailedError):
                 view: ProgressView = await handle.query("progress", result_type=ProgressView)
                 out["details"] = view.details
                 out["waiting_on"] = list(view.waiting_on)
+                if running:
+                    waiting = sorted(
+                        f"{e.node_instance_id} {e.operation} ({e.data.get('implementation')})" for e in running.values()
+                    )
+                    out["waiting_on"] = waiting
+                    shown = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
+                    out["details"] = view.details.split("waiting on ", 1)[0] + f"waiting on {shown}"
         out["pending"] = [
             {
                 "activity_id": p.activity_id,
                 "activity": p.activity_type.name,
+                "operation": running[p.activity_id.split(":", 1)[0]].operation
+                if p.activity_id.split(":", 1)[0] in running
+                else None,
                 "state": PendingActivityState.Name(p.state).removeprefix("PENDING_ACTIVITY_STATE_").lower(),
                 "attempt": p.attempt,
                 "last_heartbeat": p.last_heartbeat_time.ToDatetime().isoformat()
@@ -417,18 +430,28 @@ class Tempano:
             await asyncio.sleep(poll)
 
     async def wait_execution(self, execution_id: str, *, timeout: float = 600.0, poll: float = 0.2) -> ExecutionRecord:
-        """Waits until the execution ends (it may still be queued behind another)."""
+        """Waits until the execution ends (it may still be queued behind another). Once it runs, this waits on its
+        workflow's result (a long poll on the server) rather than reading the store every ``poll`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        awaited = False
         while True:
             try:
                 record = self.store.get_execution(execution_id)
                 if record.status in TERMINAL:
                     return record
             except NotFound:
-                pass
-            if loop.time() > deadline:
+                record = None
+            left = deadline - loop.time()
+            if left < 0:
                 raise TimeoutError(f"execution {execution_id} did not finish within {timeout:.0f}s")
+            if record is not None and record.status == "running" and not awaited:
+                # The execution records its end before its workflow returns; a terminated one is recorded by its
+                # deployment a moment after: the store is read again either way.
+                awaited = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.client.get_workflow_handle(record.workflow_id).result(), left)
+                continue
             await asyncio.sleep(poll)
 
     async def run(

@@ -140,7 +140,7 @@ async def critical_path_breakdown(client: Client, deployment_id: str, sleep: flo
         break
     else:
         return ["no execution history found"]
-    scheduled: dict[int, tuple[str, float]] = {}
+    scheduled: dict[int, tuple[str, float, float]] = {}
     started: dict[int, float] = {}
     to_start, inside, reaction, layer_gap = [], [], [], []
     last_done: dict[str, float] = {}
@@ -152,10 +152,11 @@ async def critical_path_breakdown(client: Client, deployment_id: str, sleep: flo
         last = t
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = e.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name != "run_operation":
+            if attrs.activity_type.name not in ("run_operation", "run_operations"):
                 continue
             instance = attrs.activity_id.split(":", 1)[0]
-            scheduled[e.event_id] = (instance, t)
+            # run_operations: the instance's create, configure and start in one activity
+            scheduled[e.event_id] = (instance, t, sleep * (3 if attrs.activity_type.name == "run_operations" else 1))
             if instance in last_done:
                 reaction.append(t - last_done.pop(instance))
             elif instance not in seen and latest_done is not None:
@@ -170,14 +171,14 @@ async def critical_path_breakdown(client: Client, deployment_id: str, sleep: flo
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = e.activity_task_completed_event_attributes.scheduled_event_id
             if sid in scheduled:
-                inside.append(t - started.get(sid, scheduled[sid][1]) - sleep)
+                inside.append(t - started.get(sid, scheduled[sid][1]) - scheduled[sid][2])
                 last_done[scheduled[sid][0]] = t
                 latest_done = t
     return [
-        f"  execution run: {last - first:.2f} s, {len(history.events)} events, {len(scheduled)} operations",
+        f"  execution run: {last - first:.2f} s, {len(history.events)} events, {len(scheduled)} operation activities",
         f"  scheduled -> started: {_quantiles(to_start)}",
-        f"  started -> completed, beyond the {sleep:g} s sleep: {_quantiles(inside)}",
-        f"  completed -> same instance's next operation scheduled: {_quantiles(reaction)}",
+        f"  started -> completed, beyond the operations' sleep: {_quantiles(inside)}",
+        f"  completed -> same instance's next activity scheduled: {_quantiles(reaction)}",
         f"  a layer's last operation completed -> next layer's first scheduled: {_quantiles(layer_gap)}",
     ]
 

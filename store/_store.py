@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -189,7 +189,10 @@ class Store(ApiQueries):
         if self.engine.dialect.name == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing()
         if self.engine.dialect.name == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
+            # INSERT OR IGNORE, not sqlite.insert().on_conflict_do_nothing(): SQLAlchemy cannot cache the compiled
+            # form of the latter, and recompiling it for every event was a tenth of the worker's CPU in an install.
+            # (OR IGNORE also skips rows breaking NOT NULL or CHECK; our rows come from validated records.)
+            return insert(table).prefix_with("OR IGNORE", dialect="sqlite")
         return insert(table)
 
     def _one(self, conn: Connection, stmt: Any, what: str) -> Row[Any]:
@@ -638,6 +641,42 @@ class Store(ApiQueries):
         )
         with self.engine.connect() as conn:
             return {(r.node_instance_id, str((r.data or {}).get("task"))) for r in conn.execute(stmt).all()}
+
+    def running_operations(self, execution_id: str) -> list[EventRecord]:
+        """The ``operation_started`` events of an execution not followed (yet) by their operation's end: what it
+        runs now, operation by operation, also inside an activity that runs several in a row."""
+        ends = ("operation_succeeded", "operation_failed", "operation_cancelled")
+        stmt = (
+            select(s.events)
+            .where(s.events.c.execution_id == execution_id, s.events.c.type.in_(("operation_started", *ends)))
+            .order_by(s.events.c.id)
+        )
+        running: dict[tuple[str | None, str], EventRecord] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(stmt).all():
+                event = EventRecord(**row._mapping)
+                key = (event.node_instance_id, str(event.data.get("task")))
+                if event.type == "operation_started":
+                    running[key] = event
+                else:
+                    running.pop(key, None)
+        return list(running.values())
+
+    def operation_attempts(self, execution_id: str, instance_id: str) -> dict[str, int]:
+        """Operation key -> attempts started in an execution on an instance (from the ``operation_started`` events,
+        whose keys end in ``:<attempt>:operation_started``): a retried chain of operations counts each operation's attempts."""
+        stmt = select(s.events.c.key, s.events.c.data).where(
+            s.events.c.execution_id == execution_id,
+            s.events.c.node_instance_id == instance_id,
+            s.events.c.type == "operation_started",
+        )
+        attempts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(stmt).all():
+                task = str((row.data or {}).get("task"))
+                attempt = int(row.key.removesuffix(":operation_started").rsplit(":", 1)[-1])
+                attempts[task] = max(attempts.get(task, 0), attempt)
+        return attempts
 
     # ---------------------------------------------------------------- secrets
 

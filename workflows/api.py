@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         BatchInput,
         BatchPlan,
         BatchResult,
+        ChainInput,
+        ChainResult,
         ExecutionInput,
         ImperativeQuery,
         InstanceInfo,
@@ -78,6 +80,8 @@ STORE_RETRY = RetryPolicy(
 
 LOCAL_STORE_ACTIVITIES = "local-store-activities"
 """Patch id: store activities run as local activities (histories recorded before it replay the old way)."""
+OPERATION_CHAINS = "operation-chains"
+"""Patch id: an instance's consecutive operations of a step run in one activity (``run_operations``)."""
 
 
 async def store_activity(
@@ -187,7 +191,8 @@ class Progress:
         return "; ".join(parts) or "working"
 
     def show(self) -> None:
-        workflow.set_current_details(self.text()[:2000])
+        if workflow.in_workflow():  # not while the worker evicts the run (its coroutines close outside the loop)
+            workflow.set_current_details(self.text()[:2000])
 
     def view(self) -> ProgressView:
         return ProgressView(
@@ -553,15 +558,23 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None, *, loca
     operations = 0
     unhealthy: list[str] = []
 
+    # An instance's operations of this step (create, configure, start and the relationship operations between
+    # them) run in one activity when there are several: one server round trip per instance and step.
+    chains = workflow.patched(OPERATION_CHAINS)
+
     async def one(instance_id: str) -> None:
         nonlocal operations
         async with semaphore:
-            for phase_tasks in plan.tasks.get(instance_id, ()):
-                for task in phase_tasks:
-                    result = await _run_task(batch, task, progress, local=local)
-                    operations += 1
-                    if result.healthy is False:
-                        unhealthy.append(instance_id)
+            tasks = [task for phase_tasks in plan.tasks.get(instance_id, ()) for task in phase_tasks]
+            if chains and len(tasks) > 1:
+                await _run_chain(batch, tasks, progress, local=local)
+                operations += len(tasks)
+                return
+            for task in tasks:
+                result = await _run_task(batch, task, progress, local=local)
+                operations += 1
+                if result.healthy is False:
+                    unhealthy.append(instance_id)
 
     outcomes = await asyncio.gather(*(one(i) for i in batch.instance_ids), return_exceptions=True)
     succeeded: list[str] = []
@@ -607,7 +620,8 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None, *, loca
 async def _run_task(batch: BatchInput, task: Task, progress: Progress, *, local: bool) -> OperationResult:
     target = f" -> {task.target_id}" if task.target_id else ""
     activity_id = f"{task.instance_id}:{task.key}"
-    progress.started(activity_id, f"{task.instance_id} {task.operation}{target} ({task.implementation})")
+    what = f"{task.instance_id} {task.operation}{target}"
+    progress.started(activity_id, f"{what} ({task.implementation})")
     try:
         result: OperationResult = await workflow.execute_activity(
             "run_operation",
@@ -627,43 +641,103 @@ async def _run_task(batch: BatchInput, task: Task, progress: Progress, *, local:
                 initial_interval=timedelta(seconds=task.initial_interval_s),
                 backoff_coefficient=task.backoff,
                 maximum_interval=timedelta(seconds=task.max_interval_s),
-                non_retryable_error_types=["UnknownOperation", "FunctionError"],
+                non_retryable_error_types=NON_RETRYABLE,
             ),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{task.instance_id} {task.operation}{target}: {task.implementation}"[:200],
+            summary=f"{what}: {task.implementation}"[:200],
         )
     except ActivityError as e:
         if not isinstance(e.cause, TimeoutError):
             raise
-        message = _timeout_message(task, e, e.cause)
-        await store_activity(
-            "log_event",
-            LogInput(
-                deployment_id=batch.deployment_id,
-                execution_id=batch.execution_id,
-                key=f"timeout:{activity_id}",
-                message=message,
-                level="error",
-                node_instance_id=task.instance_id,
-                type="operation_timed_out",
-                operation=task.operation,
-            ),
-            f"{task.instance_id} {task.operation} timed out",
-            local=local,
+        attempts = (
+            f"after {task.max_attempts} attempt(s)"
+            if e.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+            else "(not retried)"
         )
+        message = _timeout_message(f"{what} ({task.implementation})", attempts, task, e.cause)
+        await _timed_out(batch, task, activity_id, message, local=local)
         raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
     finally:
         progress.ended(activity_id)
     return result
 
 
-def _timeout_message(task: Task, error: ActivityError, timeout: TimeoutError) -> str:
-    where = f"{task.instance_id} {task.operation} ({task.implementation})"
-    attempts = (
-        f"after {task.max_attempts} attempt(s)"
-        if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-        else "(not retried)"
+async def _run_chain(batch: BatchInput, tasks: Sequence[Task], progress: Progress, *, local: bool) -> ChainResult:
+    """Runs an instance's operations of a step in order, in one ``run_operations`` activity. Each operation keeps
+    its own attempts, retry interval and timeout (the activity applies them); Temporal's timeouts cover the
+    chain: the sum of the operations' timeouts, and the shortest heartbeat timeout."""
+    first, last = tasks[0], tasks[-1]
+    activity_id = f"{first.instance_id}:{first.key}..{last.key}"
+    what = f"{first.instance_id} {', '.join(_short(t) for t in tasks)}"
+    implementations = ", ".join(dict.fromkeys(t.implementation for t in tasks))
+    progress.started(activity_id, f"{what} ({implementations})")
+    timeout_s = sum(t.timeout_s for t in tasks)
+    heartbeat_s = min(t.heartbeat_timeout_s for t in tasks)
+    try:
+        result: ChainResult = await workflow.execute_activity(
+            "run_operations",
+            ChainInput(
+                deployment_id=batch.deployment_id,
+                execution_id=batch.execution_id,
+                workflow=batch.workflow,
+                tasks=tuple(tasks),
+                inputs=batch.operation_inputs,
+            ),
+            result_type=ChainResult,
+            activity_id=activity_id,
+            start_to_close_timeout=timedelta(seconds=timeout_s),
+            heartbeat_timeout=timedelta(seconds=heartbeat_s),
+            retry_policy=RetryPolicy(
+                # each operation's own limit is applied by the activity; this only bounds the total
+                maximum_attempts=sum(t.max_attempts for t in tasks),
+                initial_interval=timedelta(seconds=min(t.initial_interval_s for t in tasks)),
+                backoff_coefficient=min(t.backoff for t in tasks),
+                maximum_interval=timedelta(seconds=max(t.max_interval_s for t in tasks)),
+                non_retryable_error_types=NON_RETRYABLE,
+            ),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{what}: {implementations}"[:200],
+        )
+    except ActivityError as e:
+        if not isinstance(e.cause, TimeoutError):
+            raise
+        attempts = "after its attempts" if e.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else "(not retried)"
+        whole = first.model_copy(update={"timeout_s": timeout_s, "heartbeat_timeout_s": heartbeat_s})
+        message = _timeout_message(what, attempts, whole, e.cause)
+        await _timed_out(batch, first, activity_id, message, local=local)
+        raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
+    finally:
+        progress.ended(activity_id)
+    return result
+
+
+NON_RETRYABLE = ["UnknownOperation", "FunctionError"]
+
+
+def _short(task: Task) -> str:
+    name = task.operation.rsplit(".", 1)[-1]
+    return f"{name} -> {task.target_id}" if task.target_id else name
+
+
+async def _timed_out(batch: BatchInput, task: Task, activity_id: str, message: str, *, local: bool) -> None:
+    await store_activity(
+        "log_event",
+        LogInput(
+            deployment_id=batch.deployment_id,
+            execution_id=batch.execution_id,
+            key=f"timeout:{activity_id}",
+            message=message,
+            level="error",
+            node_instance_id=task.instance_id,
+            type="operation_timed_out",
+            operation=task.operation,
+        ),
+        f"{task.instance_id} {task.operation} timed out",
+        local=local,
     )
+
+
+def _timeout_message(where: str, attempts: str, task: Task, timeout: TimeoutError) -> str:
     if timeout.type == TimeoutType.HEARTBEAT:
         return (
             f"{where} timed out {attempts}: no heartbeat for {task.heartbeat_timeout_s:g}s, so the worker running "

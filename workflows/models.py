@@ -200,6 +200,22 @@ class OperationResult(_Model):
     healthy: bool | None = None
 
 
+class ChainInput(_Model):
+    """An instance's consecutive operations of one step, run in order by one activity (``run_operations``)."""
+
+    deployment_id: str
+    execution_id: str
+    workflow: str
+    tasks: tuple[Task, ...]
+    inputs: dict[str, Any] | None = None
+
+
+class ChainResult(_Model):
+    operations: int = 0
+    """How many ran (those that had succeeded in an earlier attempt are not run again)."""
+    unhealthy: bool = False
+
+
 class StatesInput(_Model):
     deployment_id: str
     instance_ids: tuple[str, ...]

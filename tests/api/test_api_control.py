@@ -47,7 +47,9 @@ async def test_progress_then_terminate_with_a_reason(api: Api) -> None:
     assert running["waiting_on"] == [configure]
     assert f"waiting on {configure}" in running["details"]
     pending = await wait_for(api, execution_id, lambda b: b["pending"])
-    assert pending["pending"][0]["activity_id"] == "slow_1:Standard.configure"
+    # slow_1's create, configure and start run in one activity; the operation it runs now is named
+    assert pending["pending"][0]["activity_id"] == "slow_1:Standard.create..Standard.start"
+    assert pending["pending"][0]["operation"] == "Standard.configure"
     assert pending["pending"][0]["attempt"] == 1
 
     refused = await api.operator.post(f"/api/v1/executions/{execution_id}/terminate", params={"reason": "x"})

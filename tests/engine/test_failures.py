@@ -130,3 +130,41 @@ async def test_events_stream_live_until_the_end(engine: Tempano, create: Create,
     assert all(e.node_instance_id and e.operation and e.attempt == 1 and e.duration_s is not None for e in succeeded)
     assert any(e.type == "state_changed" and e.data["state"] == "started" for e in seen)
     assert {e.operation for e in succeeded} >= {"Standard.create", "Standard.configure", "Standard.start"}
+
+
+CHAIN = """tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  node_templates:
+    box:
+      type: tempano.nodes.Root
+      interfaces:
+        Standard:
+          create: builtin.noop
+          configure:
+            implementation: builtin.sleep
+            inputs: { seconds: 60, tempano_timeout: 1, tempano_retry: { max_attempts: 2, initial_interval: 0.5 } }
+          start: builtin.noop
+"""
+
+
+async def test_an_operation_inside_an_instance_chain_keeps_its_own_timeout_and_attempts(
+    engine: Tempano, tmp_path: Any
+) -> None:
+    """An instance's create, configure and start run in one activity; configure still times out after its own
+    1 s (not the chain's), is retried once as its policy says, and start never runs."""
+    path = tmp_path / "chain.yaml"
+    path.write_text(CHAIN)
+    engine.upload_blueprint("chain-timeout", path)
+    await engine.create_deployment("chain-timeout-1", "chain-timeout")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    execution = await engine.run("chain-timeout-1", "install", timeout=120)
+    assert execution.status == "failed"
+    assert loop.time() - began < 30
+    assert "box_1 (node box) Standard.configure failed on attempt 2/2: no result within 1s" in (execution.error or "")
+    events = engine.store.events("chain-timeout-1", execution_id=execution.id)
+    started = [(e.operation, e.attempt) for e in events if e.type == "operation_started"]
+    assert started == [("Standard.create", 1), ("Standard.configure", 1), ("Standard.configure", 2)]
+    failed = [e.message for e in events if e.type == "operation_failed"]
+    assert len(failed) == 2 and failed[0].endswith("(will retry)")
+    assert engine.store.node_instance("chain-timeout-1", "box_1").state == "error"

@@ -53,7 +53,13 @@ async def test_hello_install_completes_with_attributes_and_outputs(tempano: Temp
     assert found == ["dep:skeleton-1:exec:1:install"]
     history = await handle.fetch_history()
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
-    assert any(e.activity_task_scheduled_event_attributes.activity_type.name == "run_operation" for e in scheduled)
+    # each instance's create, configure and start run in one activity, named after the instance and operations
+    chains = {
+        e.activity_task_scheduled_event_attributes.activity_id
+        for e in scheduled
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "run_operations"
+    }
+    assert chains == {f"{n}_1:Standard.create..Standard.start" for n in ("database", "backend", "frontend")}
 
 
 async def test_uninstall_reverses_and_deletes(tempano: Tempano) -> None:

@@ -40,6 +40,11 @@ CORPUS = {
     "install_local_store": "Execution",
     "heal_local_store": "Execution",
     "deployment_local_store": "Deployment",
+    # Recorded with an instance's operations of a step in one activity (workflow.patched("operation-chains")).
+    "install_chains": "Execution",
+    "heal_reinstall_chains": "Execution",
+    "node_batch_100_chains": "NodeBatch",
+    "scale_out_chains": "Execution",
 }
 
 INDEX: dict[str, dict[str, str]] = json.loads((HISTORIES / "index.json").read_text())
@@ -81,6 +86,13 @@ def test_the_corpus_is_complete() -> None:
     }
     assert scheduled == {"run_operation"}
     assert any(e.HasField("marker_recorded_event_attributes") for e in events)
+    # The chains really are in the corpus: each instance's install is one run_operations activity.
+    scheduled_chains = [
+        e.activity_task_scheduled_event_attributes
+        for e in load("install_chains").events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled_chains and {a.activity_type.name for a in scheduled_chains} == {"run_operations"}
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
