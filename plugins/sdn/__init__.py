@@ -7,6 +7,9 @@ a driver refuses a service type it does not offer with a ConfigurationError. Ope
     sdn.site.create / site.check / site.delete
     sdn.link.create / link.check / link.delete
 
+The checks answer ``{"healthy": false, "reason": ...}`` (with the driver's ``state`` and ``problems``) when
+the backend reports the site or link damaged; heal then re-creates it. A backend they cannot ask is an error.
+
 Errors (the contract's tree, plus one)::
 
     PluginError
@@ -14,7 +17,7 @@ Errors (the contract's tree, plus one)::
      └── NonRetryableError
           ├── AuthenticationFailed controller refused the site's credentials (401/403)
           ├── ConfigurationError   bad site/link properties, missing secret, controller 4xx
-          └── LinkBroken           a check found the link or site damaged (heal re-creates it)
+          └── LinkBroken           no longer raised (checks answer healthy: false); kept for code importing it
 """
 
 from tempano.plugins.sdn import ietf_l2vpn, linux, onos  # noqa: F401  (register the drivers)

@@ -25,7 +25,8 @@ Recorder = Callable[[str, str, Mapping[str, Any]], None]
 
 
 class LinkBroken(NonRetryableError):
-    """A health check found the link (or site) not working; heal re-creates it."""
+    """Formerly raised by the checks for a damaged link or site; they now answer ``healthy: false`` instead
+    (heal acts on the answer). Nothing in tempano raises it; it stays for code that imports or catches it."""
 
 
 @dataclass(frozen=True)

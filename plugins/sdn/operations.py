@@ -3,6 +3,10 @@
 Sites and links read their backend from the site's ``driver`` property; a link's two sites must use
 the same driver (and, for controller drivers, the same controller). Credentials come from the secret
 named by the site's ``credentials_secret`` property, never from properties themselves.
+
+The checks answer ``healthy: false`` with a reason when the backend says the site or link is damaged (an
+answer heal acts on, not an error); a backend they cannot ask (controller down, credentials refused) is an
+error, because then nobody knows whether the link works.
 """
 
 from __future__ import annotations
@@ -10,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from tempano.plugins.contract import ConfigurationError, InstanceView, OperationContext, Plugin, Resource
 from tempano.plugins.sdn.driver import (
     Credentials,
-    LinkBroken,
     LinkEnd,
     LinkSpec,
+    LinkStatus,
     SdnDriver,
     SiteSpec,
     make_driver,
@@ -165,6 +169,18 @@ def _recorder(ctx: OperationContext, extra: Mapping[str, Any]) -> Any:
     return record
 
 
+def _unhealthy(kind: Literal["site", "link"], name: str, status: LinkStatus) -> dict[str, Any]:
+    """A check's answer for a site or link the backend reports damaged: what is wrong, where (the problems name
+    the interface, VPLS or controller), and what heal will do; the engine records the reason in the history."""
+    problems = "; ".join(status.problems) or "the driver gave no details"
+    return {
+        "healthy": False,
+        "reason": f"{kind} {name!r} is {status.state.value}: {problems}; heal re-creates the {kind}",
+        "state": status.state.value,
+        "problems": list(status.problems),
+    }
+
+
 def _delete_ledger(ctx: OperationContext, site: SiteSpec, what: str) -> list[str]:
     removed: list[str] = []
     resources: list[Resource] = [r for r in reversed(ctx.resources()) if not r.external]
@@ -206,12 +222,12 @@ def create_site(ctx: OperationContext) -> dict[str, Any]:
 
 @plugin.operation("site.check")
 def check_site(ctx: OperationContext) -> dict[str, Any]:
-    """Raise :class:`LinkBroken` when the site's backend is not usable."""
+    """Health check: ``healthy: false`` with the reason when the site's backend is not usable."""
     site = site_spec(ctx.instance)
     with driver_for(ctx, site) as driver:
         status = driver.check_site(site)
     if not status.ok:
-        raise LinkBroken(" ".join(status.problems), details={"state": status.state.value})
+        return _unhealthy("site", site.name, status)
     return {"healthy": True}
 
 
@@ -240,15 +256,12 @@ def create_link(ctx: OperationContext) -> dict[str, Any]:
 
 @plugin.operation("link.check")
 def check_link(ctx: OperationContext) -> dict[str, Any]:
-    """Raise :class:`LinkBroken` when the link is missing or damaged on the backend (heal re-creates it)."""
+    """Health check: ``healthy: false`` with the reason when the link is missing or damaged on the backend."""
     link = link_spec(ctx)
     with driver_for(ctx, link.a.site) as driver:
         status = driver.status(link)
     if not status.ok:
-        raise LinkBroken(
-            f"link {link.name!r} is {status.state.value}: " + "; ".join(status.problems),
-            details={"state": status.state.value, "problems": list(status.problems)},
-        )
+        return _unhealthy("link", link.name, status)
     return {"healthy": True, **status.details}
 
 

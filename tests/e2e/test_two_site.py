@@ -172,6 +172,13 @@ async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempan
     assert tcp_greeting(service.client_ns, service.server, 8080) is None
     heal_events = tempano.store.events(deployment, execution_id=heal.id)
     assert any("reinstalling" in e.message and service.link.id in e.message for e in heal_events)
+    # The check's answer is in the history as an unhealthy verdict naming the missing tunnel, not as a failure.
+    link_checks = [e for e in heal_events if e.operation == "Health.check" and e.node_instance_id == service.link.id]
+    assert [e.type for e in link_checks] == ["operation_started", "operation_succeeded"], link_checks
+    verdict = link_checks[-1].message
+    assert f"unhealthy (link {service.link.id!r} is broken: " in verdict, verdict
+    assert f"edge namespace {edge_b_ns!r}, interface {vxlan} is missing" in verdict, verdict
+    assert "heal re-creates the link)" in verdict, verdict
     again = await tempano.run(deployment, "heal", {"node_instance_id": service.link.id}, timeout=300)
     assert again.status == "succeeded", again.error
     again_events = tempano.store.events(deployment, execution_id=again.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from tempano.plugins.contract import (
     NonRetryableError,
     RetryableError,
 )
-from tempano.plugins.sdn import LinkBroken, plugin
+from tempano.plugins.sdn import plugin
 from tempano.plugins.sdn.testing import Faults, L2vpnEmulator
 
 
@@ -148,18 +147,39 @@ def test_a_given_site_id_is_used_and_never_deleted(wim: L2vpnEmulator, world_fac
         run(w.site_ctx("gone", "create"), "site.create")
 
 
-def test_check_fails_when_an_access_vanishes_and_create_restores_it(wim: L2vpnEmulator, world: Any) -> None:
+def test_check_answers_unhealthy_when_an_access_vanishes_and_create_restores_it(wim: L2vpnEmulator, world: Any) -> None:
     install_sites(world)
     run(world.link_ctx("create"), "link.create")
     site = wim.data["sites"]["site"][1]
     removed = site["site-network-accesses"]["site-network-access"].pop()
 
-    with pytest.raises(LinkBroken, match=re.escape(f"has no site-network-access {removed['network-access-id']}")):
-        run(world.link_ctx("check"), "link.check")
+    answer = run(world.link_ctx("check"), "link.check")
+
+    assert answer["healthy"] is False and answer["state"] == "broken"
+    missing = f"the controller at {wim.url} has no site-network-access {removed['network-access-id']}"
+    assert missing in answer["reason"]
+    assert answer["problems"] == [f"{missing} at site {site['site-id']}"]
     run(world.link_ctx("create"), "link.create")
 
     assert len(wim.accesses()) == 2
     assert run(world.link_ctx("check"), "link.check")["healthy"] is True
+
+
+def test_site_check_answers_unhealthy_when_the_controller_lost_the_site(wim: L2vpnEmulator, world: Any) -> None:
+    install_sites(world)
+    site_id = world.sites["central"].attributes["site_id"]
+    wim.data["sites"]["site"] = [s for s in wim.data["sites"]["site"] if s["site-id"] != site_id]
+
+    answer = run(world.site_ctx("central", "check"), "site.check")
+
+    assert answer == {
+        "healthy": False,
+        "reason": f"site 'central_1' is broken: the controller at {wim.url} no longer has L2VPN site {site_id}; "
+        "heal re-creates the site",
+        "state": "broken",
+        "problems": [f"the controller at {wim.url} no longer has L2VPN site {site_id}"],
+    }
+    assert run(world.site_ctx("regional", "check"), "site.check") == {"healthy": True}
 
 
 def test_controller_errors_are_sentences_with_the_right_retry_flag(wim: L2vpnEmulator, world: Any) -> None:

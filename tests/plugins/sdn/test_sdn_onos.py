@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tempano.plugins.contract import AuthenticationFailed, ConfigurationError, RetryableError
-from tempano.plugins.sdn import LinkBroken, plugin
 from tempano.plugins.sdn import _http as sdn_http
+from tempano.plugins.sdn import plugin
 from tempano.plugins.sdn.testing import Faults, OnosEmulator
 
 CP_A, CP_B = "of:0000000000000001/1", "of:0000000000000002/3"
@@ -120,12 +119,16 @@ def test_delete_removes_only_what_the_link_made(onos: OnosEmulator, world: Any) 
     assert run(world.link_ctx("delete"), "link.delete") == {"removed": []}
 
 
-def test_check_fails_when_the_vpls_vanishes_and_create_restores_it(onos: OnosEmulator, world: Any) -> None:
+def test_check_answers_unhealthy_when_the_vpls_vanishes_and_create_restores_it(onos: OnosEmulator, world: Any) -> None:
     run(world.link_ctx("create"), "link.create")
     onos.config["apps"]["org.onosproject.vpls"]["vpls"]["vplsList"] = []
 
-    with pytest.raises(LinkBroken, match=re.escape(f"ONOS at {onos.url} has no VPLS tempano-")):
-        run(world.link_ctx("check"), "link.check")
+    answer = run(world.link_ctx("check"), "link.check")
+
+    assert answer["healthy"] is False and answer["state"] == "broken"
+    assert f"ONOS at {onos.url} has no VPLS tempano-" in answer["reason"]
+    assert answer["reason"].startswith("link 'wan_1' is broken: ")
+    assert answer["reason"].endswith("; heal re-creates the link")
     run(world.link_ctx("create"), "link.create")
 
     assert len(onos.vplss()) == 1
@@ -160,6 +163,26 @@ def test_unreachable_controller_is_retryable(onos: OnosEmulator, world: Any) -> 
 
     with pytest.raises(RetryableError, match=r"cannot reach ONOS at http://127\.0\.0\.1"):
         run(world.link_ctx("create"), "link.create")
+
+
+def test_checks_that_cannot_ask_the_controller_raise_instead_of_answering_unhealthy(
+    onos: OnosEmulator, world: Any
+) -> None:
+    # Heal must not tear down a link nobody could look at: only the controller's own answer makes it unhealthy.
+    run(world.link_ctx("create"), "link.create")
+    onos.faults.reject_auth = True
+    with pytest.raises(AuthenticationFailed, match="refused the credentials from secret 'onos-creds'"):
+        run(world.link_ctx("check"), "link.check")
+    with pytest.raises(AuthenticationFailed, match="site 'central_1'"):
+        run(world.site_ctx("central", "check"), "site.check")
+    onos.faults.reject_auth = False
+
+    onos.stop()
+
+    with pytest.raises(RetryableError, match=r"cannot reach ONOS at http://127\.0\.0\.1"):
+        run(world.link_ctx("check"), "link.check")
+    with pytest.raises(RetryableError, match=r"cannot reach ONOS at http://127\.0\.0\.1"):
+        run(world.site_ctx("central", "check"), "site.check")
 
 
 def test_missing_secret_and_attachment_point_are_configuration_errors(onos: OnosEmulator, world_factory: Any) -> None:
