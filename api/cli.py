@@ -264,20 +264,45 @@ def api() -> None:
     """Serve the REST API."""
     import uvicorn
 
-    from tempano.api.app import create_app
+    from tempano.api.service import ServiceError, connect
 
     settings = _settings()
-    if settings.api_workers > 1:  # each worker process builds its app from the same TEMPANO_* environment
-        uvicorn.run(
-            "tempano.api.app:create_app",
-            factory=True,
-            workers=settings.api_workers,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
+    # Temporal is reached before uvicorn starts: an unreachable one is then a sentence, where the app's startup
+    # would have it logged by uvicorn as a traceback.
+    try:
+        if settings.api_workers > 1:
+            # Each worker process connects again, building its app from the same TEMPANO_* environment.
+            asyncio.run(connect(settings))
+            uvicorn.run(
+                "tempano.api.app:create_app",
+                factory=True,
+                workers=settings.api_workers,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+            )
+            return
+        started = asyncio.run(_serve_api(settings))
+    except ServiceError as e:
+        raise click.ClickException(e.message) from None
+    except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down
         return
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    if not started:  # uvicorn said why (the port is taken...)
+        sys.exit(1)
+
+
+async def _serve_api(settings: Settings) -> bool:
+    """Serves the API on a client connected beforehand; whether the server started."""
+    import uvicorn
+
+    from tempano.api.app import create_app
+    from tempano.api.service import Tempano, connect
+
+    tempano = Tempano(settings, await connect(settings))
+    app = create_app(settings, service=tempano)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
+    await server.serve()
+    return server.started
 
 
 def _upload(api: ApiClient, path: Path, blueprint_id: str) -> dict[str, Any]:

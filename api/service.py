@@ -88,8 +88,15 @@ async def connect(settings: Settings) -> Client:
         )
     except RuntimeError as e:
         raise TemporalUnavailable(
-            f"cannot reach the Temporal server at {settings.temporal_address} ({e}); start it with `tempano up`"
+            f"cannot reach the Temporal server at {settings.temporal_address} ({_connect_reason(e)}): start it "
+            "with `tempano up`, or set TEMPANO_TEMPORAL_ADDRESS to the address of a running one"
         ) from None
+
+
+def _connect_reason(error: RuntimeError) -> str:
+    """The operating system's words in the SDK's error ("Connection refused"), or the whole text."""
+    found = re.findall(r'(?:message|error): "([^"]+)"', str(error))
+    return found[-1] if found else str(error)
 
 
 @functools.lru_cache(maxsize=1)
