@@ -8,6 +8,7 @@ file, line and entity), 503 when Temporal is unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ from temporalio.service import RPCError
 from tempano.api import schemas as m
 from tempano.api.auth import Admin, AuthError, Operator, TokenVerifier, Viewer, bootstrap, issue_token
 from tempano.api.metrics import Metrics
-from tempano.api.service import ID_PATTERN, TERMINAL, ServiceError, Tempano, check_id, connect
+from tempano.api.service import ID_PATTERN, TERMINAL, ServiceError, Tempano, check_id, connect, deployment_of
 from tempano.api.settings import Settings, deployment_ui_link, execution_ui_link
 from tempano.api.topology import RenderError, render_svg, topology_dot
 from tempano.blueprints import BlueprintError
@@ -464,14 +465,46 @@ def list_executions(
     return m.Page(items=[execution_view(tempano, e) for e in rows], total=total, offset=offset, limit=limit)
 
 
+async def find_execution(tempano: Tempano, execution_id: str) -> m.ExecutionOut:
+    """The execution as recorded or, until its deployment's workflow records it (as it starts it), as that workflow
+    holds it: ``queued`` behind another execution (or ``pending``), without parameters or times."""
+    store = tempano.store
+    _known("execution", execution_id, EXECUTION_RE)
+    with contextlib.suppress(NotFound):
+        return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
+    held = None
+    if await run_in_threadpool(store.has_deployment, deployment_of(execution_id)):
+        held = await tempano.unrecorded_execution(execution_id)
+    if held is None or held.status in TERMINAL:
+        # Recorded while the workflow was asked (or it ended), unless it was cancelled while queued.
+        try:
+            return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
+        except NotFound:
+            if held is None:
+                raise
+    return m.ExecutionOut(
+        id=held.execution_id,
+        deployment_id=deployment_of(execution_id),
+        seq=held.seq,
+        workflow=held.workflow,
+        parameters=None,
+        status=held.status,
+        workflow_id=held.workflow_id,
+        error=held.error,
+        created_at=None,
+        ended_at=None,
+        ui=execution_ui_link(tempano.settings, held.workflow_id),
+    )
+
+
 @executions.get("/{execution_id}", response_model=m.ExecutionOut, responses=READ, summary="Get an execution")
-def get_execution(execution_id: ExecutionId, request: Request, _: Viewer) -> m.ExecutionOut:
-    tempano = get_tempano(request)
-    return execution_view(tempano, tempano.store.get_execution(_known("execution", execution_id, EXECUTION_RE)))
+async def get_execution(execution_id: ExecutionId, request: Request, _: Viewer) -> m.ExecutionOut:
+    """An execution; one that waits behind another execution of its deployment is `queued`."""
+    return await find_execution(get_tempano(request), execution_id)
 
 
-def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) -> ExecutionRecord:
-    e = tempano.store.get_execution(_known("execution", execution_id, EXECUTION_RE))
+async def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) -> m.ExecutionOut:
+    e = await find_execution(tempano, execution_id)
     if e.status not in allowed:
         raise ServiceError(
             f"execution {execution_id} is {e.status}: only {', '.join(sorted(allowed))} executions can be {action}",
@@ -482,9 +515,9 @@ def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) 
 
 @executions.post("/{execution_id}/cancel", status_code=202, response_model=m.ActionOut, responses=WRITE)
 async def cancel_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ActionOut:
-    """Cancels a running or queued execution gracefully (409 if it has ended)."""
+    """Cancels a running execution gracefully, or takes a queued one off the queue (409 if it has ended)."""
     tempano = get_tempano(request)
-    _ended(tempano, execution_id, "cancelled", {"pending", "running"})
+    await _ended(tempano, execution_id, "cancelled", {"queued", "pending", "running"})
     return m.ActionOut(result=await tempano.cancel_execution(execution_id))
 
 
@@ -492,7 +525,7 @@ async def cancel_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def resume_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Runs a failed or cancelled execution again as a new execution: only its failed and not-yet-run steps."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
+    e = await _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, e.workflow, resume_of=execution_id)
     return ref_view(tempano, ref)
 
@@ -501,7 +534,7 @@ async def resume_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def rollback_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Removes what an ended execution created (a new `rollback` execution)."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
+    e = await _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, "rollback", rollback_of=execution_id)
     return ref_view(tempano, ref)
 
@@ -513,7 +546,7 @@ async def terminate_execution(
     """The admin escape: ends a running execution at once (no graceful cancellation); it is recorded as
     terminated, with the reason, and instances it left half-way are marked error."""
     tempano = get_tempano(request)
-    _ended(tempano, execution_id, "terminated", {"pending", "running"})
+    await _ended(tempano, execution_id, "terminated", {"pending", "running"})
     await tempano.terminate_execution(execution_id, reason)
     return m.ActionOut(result="terminated")
 

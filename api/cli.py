@@ -176,10 +176,12 @@ def follow(
     deployment_id, workflow = execution_id.rsplit(":", 1)[0], ""
     while True:
         response = api.request("GET", f"/api/v1/executions/{execution_id}")
-        execution = response.json() if response.status_code == 200 else None  # 404: queued behind another
         if response.status_code not in {200, 404}:
             raise click.ClickException(_problem_text("GET", f"/api/v1/executions/{execution_id}", response))
-        if execution is not None:
+        execution = response.json() if response.status_code == 200 else None
+        # Until it starts (queued behind another execution) it has no record, so no events (and an API older than
+        # the `queued` status answers 404); one cancelled while queued never has one.
+        if execution is not None and execution["created_at"] is not None:
             workflow = execution["workflow"]
             page = api.call("GET", f"/api/v1/executions/{execution_id}/events", params={"after": after})
             for event in page["items"]:
@@ -192,8 +194,8 @@ def follow(
                 if progress != last_progress:
                     click.secho(f"   {workflow}: {progress}", fg="cyan")
                     last_progress = progress
-            if execution["status"] in TERMINAL:
-                return dict(execution)
+        if execution is not None and execution["status"] in TERMINAL:
+            return dict(execution)
         if time.monotonic() > deadline:
             raise click.ClickException(f"execution {execution_id} still running after {timeout:.0f}s")
         time.sleep(poll)
@@ -657,7 +659,8 @@ def executions_get(ctx: Context, execution_id: str, as_json: bool) -> None:
         click.echo(f"parameters: {json.dumps(e['parameters'])}")
     if e["error"]:
         click.echo(f"error: {e['error']}")
-    click.echo(f"started {str(e['created_at'])[:19]}, ended {str(e['ended_at'] or '-')[:19]}")
+    if e["created_at"] is not None:  # null while queued
+        click.echo(f"started {str(e['created_at'])[:19]}, ended {str(e['ended_at'] or '-')[:19]}")
     click.echo(f"Temporal UI: {e['ui']}")
 
 

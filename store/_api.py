@@ -99,6 +99,12 @@ class ApiQueries:
 
     # ---------------------------------------------------------------- listings
 
+    def has_deployment(self, deployment_id: str) -> bool:
+        """Whether the deployment exists (without reading its plan)."""
+        d = s.deployments
+        with self.engine.connect() as conn:
+            return conn.execute(select(d.c.id).where(d.c.id == deployment_id)).first() is not None
+
     def deployment_page(
         self,
         *,
