@@ -238,10 +238,8 @@ async def validate_blueprint(request: Request, _: Operator) -> m.ValidationOut:
 
 @blueprints.get("", response_model=m.Page[m.BlueprintListItem], responses=READ, summary="List blueprints")
 def list_blueprints(request: Request, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> m.Page[m.BlueprintListItem]:
-    items = [
-        m.BlueprintListItem(**b.model_dump(exclude={"plan"})) for b in get_tempano(request).store.list_blueprints()
-    ]
-    return m.Page(items=items[offset : offset + limit], total=len(items), offset=offset, limit=limit)
+    rows, total = get_tempano(request).store.blueprint_page(offset=offset, limit=limit)
+    return m.Page(items=[m.BlueprintListItem(**b.model_dump()) for b in rows], total=total, offset=offset, limit=limit)
 
 
 @blueprints.get("/{blueprint_id}", response_model=m.BlueprintOut, responses=READ, summary="Get a blueprint")
@@ -664,8 +662,8 @@ def create_token(body: m.TokenCreate, request: Request, _: Admin) -> m.TokenCrea
     """Issues a token; its value is in this answer only (the store keeps its hash)."""
     store = get_tempano(request).store
     token_id, value = issue_token(store, body.name, body.role)
-    record = next(t for t in store.list_tokens() if t.id == token_id)
-    return m.TokenCreated(**record.model_dump(), token=value)
+    # Read back rather than the record add_token returns: the answer shows created_at as the store keeps it.
+    return m.TokenCreated(**store.get_token(token_id).model_dump(), token=value)
 
 
 @admin.get("/tokens", response_model=list[m.TokenOut], responses=_problems(401, 403), tags=["tokens"])
@@ -678,9 +676,7 @@ def revoke_token(token_id: Annotated[str, Path(max_length=40)], request: Request
     """Revokes a token (at once in this process, within seconds elsewhere). Refused (409) for the caller's own
     token and the last active admin token, so the API cannot be locked."""
     store = get_tempano(request).store
-    target = next((t for t in store.list_tokens() if t.id == _known("token", token_id)), None)
-    if target is None:
-        raise NotFound(f"no token {token_id!r}")
+    target = store.get_token(_known("token", token_id))
     if target.id == principal.token_id:
         raise ServiceError("a token cannot revoke itself: use another admin token", status=409)
     if target.role == "admin" and not target.revoked and store.count_active_tokens("admin") <= 1:
