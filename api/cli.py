@@ -106,7 +106,12 @@ def _pack(path: Path) -> tuple[str, bytes]:
 def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if inputs_file:
-        loaded = _yaml(Path(inputs_file).read_text(), inputs_file)
+        try:
+            text = Path(inputs_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+            raise click.ClickException(f"cannot read {inputs_file} ({reason}): give a YAML file of values") from None
+        loaded = _yaml(text, inputs_file)
         if not isinstance(loaded, dict):
             raise click.ClickException(f"{inputs_file}: inputs must be a mapping of input names to values")
         values.update(loaded)
@@ -308,7 +313,12 @@ async def _serve_api(settings: Settings) -> bool:
 
 
 def _upload(api: ApiClient, path: Path, blueprint_id: str) -> dict[str, Any]:
-    filename, content = _pack(path)
+    try:
+        filename, content = _pack(path)
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot read {e.filename or path} ({e.strerror}) to upload the blueprint {path}"
+        ) from None
     kind = "application/zip" if filename.endswith(".zip") or filename.endswith(".csar") else "application/yaml"
     result: dict[str, Any] = api.call(
         "PUT", f"/api/v1/blueprints/{blueprint_id}", content=content, headers={"Content-Type": kind}
@@ -567,7 +577,10 @@ def deployments_graph(ctx: Context, deployment_id: str, output: Path | None, fmt
     if output is None:
         click.echo(body.decode(), nl=False)
     else:
-        output.write_bytes(body)
+        try:
+            output.write_bytes(body)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {output} ({e.strerror}): choose another --output") from None
         click.echo(f"written to {output}")
 
 
