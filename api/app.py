@@ -8,6 +8,7 @@ file, line and entity), 503 when Temporal is unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ from temporalio.service import RPCError
 from tempano.api import schemas as m
 from tempano.api.auth import Admin, AuthError, Operator, TokenVerifier, Viewer, bootstrap, issue_token
 from tempano.api.metrics import Metrics
-from tempano.api.service import ID_PATTERN, TERMINAL, ServiceError, Tempano, check_id, connect
+from tempano.api.service import ID_PATTERN, TERMINAL, ServiceError, Tempano, check_id, connect, deployment_of
 from tempano.api.settings import Settings, deployment_ui_link, execution_ui_link
 from tempano.api.topology import RenderError, render_svg, topology_dot
 from tempano.blueprints import BlueprintError
@@ -237,10 +238,8 @@ async def validate_blueprint(request: Request, _: Operator) -> m.ValidationOut:
 
 @blueprints.get("", response_model=m.Page[m.BlueprintListItem], responses=READ, summary="List blueprints")
 def list_blueprints(request: Request, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> m.Page[m.BlueprintListItem]:
-    items = [
-        m.BlueprintListItem(**b.model_dump(exclude={"plan"})) for b in get_tempano(request).store.list_blueprints()
-    ]
-    return m.Page(items=items[offset : offset + limit], total=len(items), offset=offset, limit=limit)
+    rows, total = get_tempano(request).store.blueprint_page(offset=offset, limit=limit)
+    return m.Page(items=[m.BlueprintListItem(**b.model_dump()) for b in rows], total=total, offset=offset, limit=limit)
 
 
 @blueprints.get("/{blueprint_id}", response_model=m.BlueprintOut, responses=READ, summary="Get a blueprint")
@@ -464,14 +463,46 @@ def list_executions(
     return m.Page(items=[execution_view(tempano, e) for e in rows], total=total, offset=offset, limit=limit)
 
 
+async def find_execution(tempano: Tempano, execution_id: str) -> m.ExecutionOut:
+    """The execution as recorded or, until its deployment's workflow records it (as it starts it), as that workflow
+    holds it: ``queued`` behind another execution (or ``pending``), without parameters or times."""
+    store = tempano.store
+    _known("execution", execution_id, EXECUTION_RE)
+    with contextlib.suppress(NotFound):
+        return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
+    held = None
+    if await run_in_threadpool(store.has_deployment, deployment_of(execution_id)):
+        held = await tempano.unrecorded_execution(execution_id)
+    if held is None or held.status in TERMINAL:
+        # Recorded while the workflow was asked (or it ended), unless it was cancelled while queued.
+        try:
+            return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
+        except NotFound:
+            if held is None:
+                raise
+    return m.ExecutionOut(
+        id=held.execution_id,
+        deployment_id=deployment_of(execution_id),
+        seq=held.seq,
+        workflow=held.workflow,
+        parameters=None,
+        status=held.status,
+        workflow_id=held.workflow_id,
+        error=held.error,
+        created_at=None,
+        ended_at=None,
+        ui=execution_ui_link(tempano.settings, held.workflow_id),
+    )
+
+
 @executions.get("/{execution_id}", response_model=m.ExecutionOut, responses=READ, summary="Get an execution")
-def get_execution(execution_id: ExecutionId, request: Request, _: Viewer) -> m.ExecutionOut:
-    tempano = get_tempano(request)
-    return execution_view(tempano, tempano.store.get_execution(_known("execution", execution_id, EXECUTION_RE)))
+async def get_execution(execution_id: ExecutionId, request: Request, _: Viewer) -> m.ExecutionOut:
+    """An execution; one that waits behind another execution of its deployment is `queued`."""
+    return await find_execution(get_tempano(request), execution_id)
 
 
-def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) -> ExecutionRecord:
-    e = tempano.store.get_execution(_known("execution", execution_id, EXECUTION_RE))
+async def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) -> m.ExecutionOut:
+    e = await find_execution(tempano, execution_id)
     if e.status not in allowed:
         raise ServiceError(
             f"execution {execution_id} is {e.status}: only {', '.join(sorted(allowed))} executions can be {action}",
@@ -482,9 +513,9 @@ def _ended(tempano: Tempano, execution_id: str, action: str, allowed: set[str]) 
 
 @executions.post("/{execution_id}/cancel", status_code=202, response_model=m.ActionOut, responses=WRITE)
 async def cancel_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ActionOut:
-    """Cancels a running or queued execution gracefully (409 if it has ended)."""
+    """Cancels a running execution gracefully, or takes a queued one off the queue (409 if it has ended)."""
     tempano = get_tempano(request)
-    _ended(tempano, execution_id, "cancelled", {"pending", "running"})
+    await _ended(tempano, execution_id, "cancelled", {"queued", "pending", "running"})
     return m.ActionOut(result=await tempano.cancel_execution(execution_id))
 
 
@@ -492,7 +523,7 @@ async def cancel_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def resume_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Runs a failed or cancelled execution again as a new execution: only its failed and not-yet-run steps."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
+    e = await _ended(tempano, execution_id, "resumed", {"failed", "cancelled", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, e.workflow, resume_of=execution_id)
     return ref_view(tempano, ref)
 
@@ -501,7 +532,7 @@ async def resume_execution(execution_id: ExecutionId, request: Request, _: Opera
 async def rollback_execution(execution_id: ExecutionId, request: Request, _: Operator) -> m.ExecutionRefOut:
     """Removes what an ended execution created (a new `rollback` execution)."""
     tempano = get_tempano(request)
-    e = _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
+    e = await _ended(tempano, execution_id, "rolled back", {"failed", "cancelled", "succeeded", "terminated"})
     ref = await tempano.start_execution(e.deployment_id, "rollback", rollback_of=execution_id)
     return ref_view(tempano, ref)
 
@@ -513,7 +544,7 @@ async def terminate_execution(
     """The admin escape: ends a running execution at once (no graceful cancellation); it is recorded as
     terminated, with the reason, and instances it left half-way are marked error."""
     tempano = get_tempano(request)
-    _ended(tempano, execution_id, "terminated", {"pending", "running"})
+    await _ended(tempano, execution_id, "terminated", {"pending", "running"})
     await tempano.terminate_execution(execution_id, reason)
     return m.ActionOut(result="terminated")
 
@@ -631,8 +662,8 @@ def create_token(body: m.TokenCreate, request: Request, _: Admin) -> m.TokenCrea
     """Issues a token; its value is in this answer only (the store keeps its hash)."""
     store = get_tempano(request).store
     token_id, value = issue_token(store, body.name, body.role)
-    record = next(t for t in store.list_tokens() if t.id == token_id)
-    return m.TokenCreated(**record.model_dump(), token=value)
+    # Read back rather than the record add_token returns: the answer shows created_at as the store keeps it.
+    return m.TokenCreated(**store.get_token(token_id).model_dump(), token=value)
 
 
 @admin.get("/tokens", response_model=list[m.TokenOut], responses=_problems(401, 403), tags=["tokens"])
@@ -645,9 +676,7 @@ def revoke_token(token_id: Annotated[str, Path(max_length=40)], request: Request
     """Revokes a token (at once in this process, within seconds elsewhere). Refused (409) for the caller's own
     token and the last active admin token, so the API cannot be locked."""
     store = get_tempano(request).store
-    target = next((t for t in store.list_tokens() if t.id == _known("token", token_id)), None)
-    if target is None:
-        raise NotFound(f"no token {token_id!r}")
+    target = store.get_token(_known("token", token_id))
     if target.id == principal.token_id:
         raise ServiceError("a token cannot revoke itself: use another admin token", status=409)
     if target.role == "admin" and not target.revoked and store.count_active_tokens("admin") <= 1:

@@ -23,7 +23,7 @@ def _fail(error: bp.BlueprintError) -> None:
 def _read_inputs(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise click.BadParameter(f"cannot read the inputs file {path}: {exc}", param_hint="--inputs") from None
     if data is None:
         return {}

@@ -106,7 +106,12 @@ def _pack(path: Path) -> tuple[str, bytes]:
 def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if inputs_file:
-        loaded = _yaml(Path(inputs_file).read_text(), inputs_file)
+        try:
+            text = Path(inputs_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+            raise click.ClickException(f"cannot read {inputs_file} ({reason}): give a YAML file of values") from None
+        loaded = _yaml(text, inputs_file)
         if not isinstance(loaded, dict):
             raise click.ClickException(f"{inputs_file}: inputs must be a mapping of input names to values")
         values.update(loaded)
@@ -176,10 +181,12 @@ def follow(
     deployment_id, workflow = execution_id.rsplit(":", 1)[0], ""
     while True:
         response = api.request("GET", f"/api/v1/executions/{execution_id}")
-        execution = response.json() if response.status_code == 200 else None  # 404: queued behind another
         if response.status_code not in {200, 404}:
             raise click.ClickException(_problem_text("GET", f"/api/v1/executions/{execution_id}", response))
-        if execution is not None:
+        execution = response.json() if response.status_code == 200 else None
+        # Until it starts (queued behind another execution) it has no record, so no events (and an API older than
+        # the `queued` status answers 404); one cancelled while queued never has one.
+        if execution is not None and execution["created_at"] is not None:
             workflow = execution["workflow"]
             page = api.call("GET", f"/api/v1/executions/{execution_id}/events", params={"after": after})
             for event in page["items"]:
@@ -192,8 +199,8 @@ def follow(
                 if progress != last_progress:
                     click.secho(f"   {workflow}: {progress}", fg="cyan")
                     last_progress = progress
-            if execution["status"] in TERMINAL:
-                return dict(execution)
+        if execution is not None and execution["status"] in TERMINAL:
+            return dict(execution)
         if time.monotonic() > deadline:
             raise click.ClickException(f"execution {execution_id} still running after {timeout:.0f}s")
         time.sleep(poll)
@@ -264,24 +271,54 @@ def api() -> None:
     """Serve the REST API."""
     import uvicorn
 
-    from tempano.api.app import create_app
+    from tempano.api.service import ServiceError, connect
 
     settings = _settings()
-    if settings.api_workers > 1:  # each worker process builds its app from the same TEMPANO_* environment
-        uvicorn.run(
-            "tempano.api.app:create_app",
-            factory=True,
-            workers=settings.api_workers,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
+    # Temporal is reached before uvicorn starts: an unreachable one is then a sentence, where the app's startup
+    # would have it logged by uvicorn as a traceback.
+    try:
+        if settings.api_workers > 1:
+            # Each worker process connects again, building its app from the same TEMPANO_* environment.
+            asyncio.run(connect(settings))
+            uvicorn.run(
+                "tempano.api.app:create_app",
+                factory=True,
+                workers=settings.api_workers,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+            )
+            return
+        started = asyncio.run(_serve_api(settings))
+    except ServiceError as e:
+        raise click.ClickException(e.message) from None
+    except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down
         return
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    if not started:  # uvicorn said why (the port is taken...)
+        sys.exit(1)
+
+
+async def _serve_api(settings: Settings) -> bool:
+    """Serves the API on a client connected beforehand; whether the server started."""
+    import uvicorn
+
+    from tempano.api.app import create_app
+    from tempano.api.service import Tempano, connect
+
+    tempano = Tempano(settings, await connect(settings))
+    app = create_app(settings, service=tempano)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
+    await server.serve()
+    return server.started
 
 
 def _upload(api: ApiClient, path: Path, blueprint_id: str) -> dict[str, Any]:
-    filename, content = _pack(path)
+    try:
+        filename, content = _pack(path)
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot read {e.filename or path} ({e.strerror}) to upload the blueprint {path}"
+        ) from None
     kind = "application/zip" if filename.endswith(".zip") or filename.endswith(".csar") else "application/yaml"
     result: dict[str, Any] = api.call(
         "PUT", f"/api/v1/blueprints/{blueprint_id}", content=content, headers={"Content-Type": kind}
@@ -540,7 +577,10 @@ def deployments_graph(ctx: Context, deployment_id: str, output: Path | None, fmt
     if output is None:
         click.echo(body.decode(), nl=False)
     else:
-        output.write_bytes(body)
+        try:
+            output.write_bytes(body)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {output} ({e.strerror}): choose another --output") from None
         click.echo(f"written to {output}")
 
 
@@ -632,7 +672,8 @@ def executions_get(ctx: Context, execution_id: str, as_json: bool) -> None:
         click.echo(f"parameters: {json.dumps(e['parameters'])}")
     if e["error"]:
         click.echo(f"error: {e['error']}")
-    click.echo(f"started {str(e['created_at'])[:19]}, ended {str(e['ended_at'] or '-')[:19]}")
+    if e["created_at"] is not None:  # null while queued
+        click.echo(f"started {str(e['created_at'])[:19]}, ended {str(e['ended_at'] or '-')[:19]}")
     click.echo(f"Temporal UI: {e['ui']}")
 
 

@@ -153,11 +153,15 @@ class ExecutionOut(BaseModel):
     deployment_id: str
     seq: int
     workflow: str = Field(examples=["install"])
-    parameters: dict[str, Any]
-    status: str = Field(examples=["succeeded"])
+    parameters: dict[str, Any] | None = Field(description="Null while queued: they are recorded when it starts")
+    status: str = Field(
+        examples=["succeeded"],
+        description="queued (behind another execution of the deployment), pending, running, succeeded, failed, "
+        "cancelled or terminated",
+    )
     workflow_id: str = Field(examples=["dep:hello-1:exec:1:install"])
     error: str | None
-    created_at: datetime
+    created_at: datetime | None = Field(description="When it started; null while queued")
     ended_at: datetime | None
     ui: str = Field(description="The execution's page in the Temporal web UI")
 

@@ -14,6 +14,8 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tempano.api.settings import Settings
 from tempano.blueprints import Blueprint, blueprint_files, compile_path, load
@@ -49,10 +51,12 @@ from tempano.workflows.engine import (
     SA_WORKFLOW,
     DeploymentWorkflow,
     deployment_workflow_id,
+    execution_workflow_id,
 )
 from tempano.workflows.models import (
     CancelRequest,
     DeploymentInput,
+    DeploymentStatusView,
     ExecutionRef,
     QueuePolicy,
     StartExecutionRequest,
@@ -62,6 +66,8 @@ from tempano.workflows.models import (
 log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
+QUERY_TIMEOUT = 5.0
+"""Seconds a read waits for a deployment workflow's answer to a query (a worker must be there to give it)."""
 
 
 class ServiceError(Exception):
@@ -80,6 +86,19 @@ class TemporalUnavailable(ServiceError):
     status = 503
 
 
+@dataclass(frozen=True)
+class UnrecordedExecution:
+    """An execution as its deployment's workflow holds it, before (or without) a record in the store."""
+
+    execution_id: str
+    seq: int
+    workflow: str
+    workflow_id: str
+    status: str
+    """``queued``, ``pending`` (starting), or how it ended (``cancelled`` while queued)."""
+    error: str | None = None
+
+
 async def connect(settings: Settings) -> Client:
     """A Temporal client with tempano's data converter; a clear error when the server is not there."""
     try:
@@ -88,8 +107,15 @@ async def connect(settings: Settings) -> Client:
         )
     except RuntimeError as e:
         raise TemporalUnavailable(
-            f"cannot reach the Temporal server at {settings.temporal_address} ({e}); start it with `tempano up`"
+            f"cannot reach the Temporal server at {settings.temporal_address} ({_connect_reason(e)}): start it "
+            "with `tempano up`, or set TEMPANO_TEMPORAL_ADDRESS to the address of a running one"
         ) from None
+
+
+def _connect_reason(error: RuntimeError) -> str:
+    """The operating system's words in the SDK's error ("Connection refused"), or the whole text."""
+    found = re.findall(r'(?:message|error): "([^"]+)"', str(error))
+    return found[-1] if found else str(error)
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,6 +147,11 @@ def _tree_files(root: Path, data_dir: Path) -> list[Path]:
 
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
+
+
+def deployment_of(execution_id: str) -> str:
+    """The deployment an execution id (``<deployment>:<seq>``) belongs to."""
+    return execution_id.rsplit(":", 1)[0]
 
 
 def check_id(kind: str, value: str) -> str:
@@ -331,10 +362,45 @@ class Tempano:
             ) from None
         return ref
 
-    async def cancel_execution(self, execution_id: str) -> str:
-        execution = self.store.get_execution(execution_id)
+    async def unrecorded_execution(self, execution_id: str) -> UnrecordedExecution | None:
+        """An execution its deployment's workflow holds but the store may not: the workflow records one only as it
+        starts it, so until then it is ``queued`` behind another execution (or ``pending``, starting), and one
+        cancelled while queued is never recorded. None when the workflow does not know it."""
+        deployment_id = deployment_of(execution_id)
         try:
-            result: str = await self.deployment_handle(execution.deployment_id).execute_update(
+            view: DeploymentStatusView = await self.deployment_handle(deployment_id).query(
+                DeploymentWorkflow.status, rpc_timeout=timedelta(seconds=QUERY_TIMEOUT)
+            )
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise TemporalUnavailable(
+                f"execution {execution_id} is not recorded, and deployment {deployment_id}'s workflow could not say "
+                f"whether it holds it ({e.message}): is a worker running? Try again in a moment"
+            ) from None
+        except WorkflowQueryFailedError as e:
+            raise TemporalUnavailable(
+                f"execution {execution_id} is not recorded, and deployment {deployment_id}'s workflow failed to say "
+                f"whether it holds it ({e.message})"
+            ) from None
+        held = [(view.current, "pending")] if view.current is not None else []
+        held += [(ref, "queued") for ref in view.queued]
+        for ref, status in held:
+            if ref.execution_id == execution_id:
+                return UnrecordedExecution(ref.execution_id, ref.seq, ref.workflow, ref.workflow_id, status)
+        for summary in view.recent:
+            if summary.execution_id == execution_id:
+                seq = int(execution_id.rsplit(":", 1)[1])
+                workflow_id = execution_workflow_id(deployment_id, seq, summary.workflow)
+                return UnrecordedExecution(
+                    execution_id, seq, summary.workflow, workflow_id, summary.status, summary.error
+                )
+        return None
+
+    async def cancel_execution(self, execution_id: str) -> str:
+        """Cancels a running execution gracefully, or takes a queued one off its deployment's queue."""
+        try:
+            result: str = await self.deployment_handle(deployment_of(execution_id)).execute_update(
                 "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
             )
         except WorkflowUpdateFailedError as e:

@@ -82,10 +82,18 @@ def load(
 
 def _load(path: str | Path, allow_remote_imports: bool, limits: Limits, confine: bool) -> Blueprint:
     given = Path(path)
-    if given.is_dir():
-        return _load_file(_root_in_directory(given), given, allow_remote_imports, limits, confine=confine)
-    if not given.exists():
-        raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", str(path))])
+    try:
+        is_dir = given.is_dir()
+        exists = is_dir or given.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte: the file system refuses to look
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BlueprintLoadError(
+            [ErrorDetail(f"no file can have this path ({reason}); check the path", _shown(str(path)))]
+        ) from None
+    if is_dir:
+        return _load_file(_root_in_directory(given, limits), given, allow_remote_imports, limits, confine=confine)
+    if not exists:
+        raise BlueprintLoadError([ErrorDetail("no such file or directory; check the path", _shown(str(path)))])
     if given.suffix.lower() in {".zip", ".csar"} or _looks_like_zip(given):
         # Extracted into a fresh temporary directory: Blueprint.cleanup() removes it.
         extracted, root = extract_csar(given, limits)
@@ -116,18 +124,47 @@ def _looks_like_zip(path: Path) -> bool:
         return False
 
 
-def _root_in_directory(directory: Path) -> Path:
+def _shown(path: str) -> str:
+    """A path as messages show it: a very long one by its ends."""
+    return path if len(path) <= 200 else f"{path[:60]}...{path[-60:]} ({len(path)} characters)"
+
+
+_ROOT_MARKERS = (b"tosca_definitions_version", b"topology_template")
+"""A directory's blueprint, when no file has a conventional name, is the one YAML file that writes both."""
+_SCAN_CHUNK = 16 * 1024
+
+
+def _writes_root_markers(path: Path, limit: int) -> bool:
+    """Whether the file writes both :data:`_ROOT_MARKERS`; read until it has shown both, and never past ``limit``
+    bytes (loading refuses a larger file anyway). The markers are ASCII, so bytes answer as text would."""
+    missing = set(_ROOT_MARKERS)
+    keep = max(map(len, _ROOT_MARKERS)) - 1  # a marker may straddle two chunks
+    tail = b""
+    seen = 0
+    try:
+        with path.open("rb") as handle:
+            while missing and seen < limit:
+                chunk = handle.read(min(_SCAN_CHUNK, limit - seen))
+                if not chunk:
+                    break
+                seen += len(chunk)
+                window = tail + chunk
+                missing = {marker for marker in missing if marker not in window}
+                tail = window[-keep:]
+    except OSError:
+        return False
+    return not missing
+
+
+def _root_in_directory(directory: Path, limits: Limits) -> Path:
     for name in ROOT_FILE_NAMES:
         if (directory / name).is_file():
             return directory / name
-    candidates = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        try:
-            head = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if "tosca_definitions_version" in head and "topology_template" in head:
-            candidates.append(path)
+    candidates = [
+        path
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+        if _writes_root_markers(path, limits.max_file_bytes)
+    ]
     if len(candidates) == 1:
         return candidates[0]
     names = ", ".join(p.name for p in candidates) or "none"

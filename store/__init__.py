@@ -1,6 +1,6 @@
 """The runtime store: deployments, node instances, resource ledger, events, blueprints (SQLite or PostgreSQL)."""
 
-from tempano.store._api import DeploymentSummary, TokenRecord
+from tempano.store._api import BlueprintSummary, DeploymentSummary, TokenRecord
 from tempano.store._store import Conflict, NotFound, Store, StoreError
 from tempano.store.records import (
     BlueprintRecord,
@@ -15,6 +15,7 @@ from tempano.store.records import (
 
 __all__ = [
     "BlueprintRecord",
+    "BlueprintSummary",
     "Conflict",
     "DeploymentRecord",
     "DeploymentSummary",

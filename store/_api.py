@@ -39,6 +39,15 @@ class TokenRecord(_Record):
     revoked: bool
 
 
+class BlueprintSummary(_Record):
+    """A blueprint without its plan (listings)."""
+
+    id: str
+    description: str
+    plan_hash: str
+    created_at: datetime
+
+
 class DeploymentSummary(_Record):
     """A deployment without its plan (listings)."""
 
@@ -77,6 +86,15 @@ class ApiQueries:
             row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash)).first()
         return None if row is None else _token(row._mapping)
 
+    def get_token(self, token_id: str) -> TokenRecord:
+        from tempano.store._store import NotFound
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        return _token(row._mapping)
+
     def list_tokens(self) -> list[TokenRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(api_tokens).order_by(api_tokens.c.created_at, api_tokens.c.id)).all()
@@ -98,6 +116,21 @@ class ApiQueries:
             return int(conn.execute(stmt).scalar() or 0)
 
     # ---------------------------------------------------------------- listings
+
+    def has_deployment(self, deployment_id: str) -> bool:
+        """Whether the deployment exists (without reading its plan)."""
+        d = s.deployments
+        with self.engine.connect() as conn:
+            return conn.execute(select(d.c.id).where(d.c.id == deployment_id)).first() is not None
+
+    def blueprint_page(self, *, offset: int = 0, limit: int = 100) -> tuple[list[BlueprintSummary], int]:
+        """Blueprints (without plans) by id, and how many there are in all."""
+        b = s.blueprints
+        stmt = select(b.c.id, b.c.description, b.c.plan_hash, b.c.created_at).order_by(b.c.id)
+        with self.engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(b)).scalar() or 0)
+            rows = conn.execute(stmt.offset(offset).limit(limit)).all()
+        return [BlueprintSummary(**r._mapping) for r in rows], total
 
     def deployment_page(
         self,

@@ -62,3 +62,43 @@ async def test_progress_then_terminate_with_a_reason(api: Api) -> None:
     assert again.status_code == 409
     node = (await api.viewer.get("/api/v1/deployments/slow1/node-instances/slow_1")).json()
     assert node["state"] in {"error", "created"}
+
+
+async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off_the_queue(api: Api) -> None:
+    assert (await api.admin.put("/api/v1/blueprints/slowq", content=SLOW, headers=YAML)).status_code == 201
+    assert (await api.operator.put("/api/v1/deployments/queue1", json={"blueprint_id": "slowq"})).status_code == 201
+    start = {"deployment_id": "queue1", "workflow": "install"}
+    first = (await api.operator.post("/api/v1/executions", json=start)).json()["execution_id"]
+    await wait_for(api, first, lambda b: b.get("waiting_on"))
+    ref = (await api.operator.post("/api/v1/executions", json={**start, "workflow": "uninstall"})).json()
+    assert ref["queued"] is True
+
+    # The deployment's workflow records it only when it starts it: until then the API asks that workflow.
+    r = await api.viewer.get(f"/api/v1/executions/{ref['execution_id']}")
+    assert r.status_code == 200, r.text
+    queued = r.json()
+    assert queued == {
+        "id": ref["execution_id"],
+        "deployment_id": "queue1",
+        "seq": ref["seq"],
+        "workflow": "uninstall",
+        "parameters": None,
+        "status": "queued",
+        "workflow_id": ref["workflow_id"],
+        "error": None,
+        "created_at": None,
+        "ended_at": None,
+        "ui": ref["ui"],
+    }
+    assert (await api.viewer.get(f"/api/v1/executions/{first}")).json()["status"] == "running"
+    unknown = await api.viewer.get(f"/api/v1/executions/queue1:{ref['seq'] + 1}")
+    assert unknown.status_code == 404, unknown.text
+
+    r = await api.operator.post(f"/api/v1/executions/{ref['execution_id']}/cancel")
+    assert r.status_code == 202, r.text
+    assert r.json() == {"result": "removed from the queue"}
+    cancelled = (await api.viewer.get(f"/api/v1/executions/{ref['execution_id']}")).json()
+    assert cancelled["status"] == "cancelled" and cancelled["created_at"] is None
+
+    assert (await api.admin.post(f"/api/v1/executions/{first}/terminate")).status_code == 202
+    await wait_for(api, first, lambda b: b["status"] == "terminated")

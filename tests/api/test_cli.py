@@ -105,6 +105,11 @@ async def test_bad_inputs_settings_and_an_absent_temporal_are_sentences_not_trac
     assert r.exit_code == 1 and "input 'a=[' is not valid YAML" in r.output
     r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "--inputs", str(inputs))
     assert r.exit_code == 1 and f"{inputs} is not valid YAML" in r.output
+    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "--inputs", str(tmp_path))
+    assert r.exit_code == 1 and f"cannot read {tmp_path} (Is a directory): give a YAML file of values" in r.output
+    inputs.write_bytes(b"\xd0\x00")
+    r = await asyncio.to_thread(run, "executions", "start", "install", "-d", "x", "--parameters", str(inputs))
+    assert r.exit_code == 1 and f"cannot read {inputs} (it is not UTF-8 text)" in r.output
     r = await asyncio.to_thread(run, "deployments", "list", TEMPANO_API_PORT="abc")
     assert r.exit_code == 1 and "TEMPANO_API_PORT: Input should be a valid integer" in r.output
     r = await asyncio.to_thread(run, "worker", TEMPANO_TEMPORAL_ADDRESS="127.0.0.1:1")

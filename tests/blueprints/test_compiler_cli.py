@@ -108,3 +108,23 @@ def test_installed_command_plans_with_inputs_and_names_a_missing_one(tmp_path: P
     inputs.write_text("fw_mgmt_cp_network: provider\n")
     dot = tempano("blueprints", "plan", vnfd, "--inputs", inputs, "--format", "dot")
     assert dot.returncode == 0 and dot.stdout.startswith("digraph")
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_installed_command_refuses_a_path_too_long_in_a_sentence(command: str, tmp_path: Path) -> None:
+    path = tmp_path / ("a" * 5000)
+    result = tempano("blueprints", command, path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"{str(path)[:60]}...{'a' * 60} ({len(str(path))} characters): no file can have this path (File name too "
+        "long); check the path\n"
+    )
+
+
+def test_installed_command_refuses_inputs_it_cannot_read_in_a_sentence(tmp_path: Path) -> None:
+    binary = tmp_path / "inputs.yaml"
+    binary.write_bytes(b"\xd0\x00\xff")
+    result = tempano("blueprints", "plan", HELLO, "--inputs", binary)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"Invalid value for --inputs: cannot read the inputs file {binary}: 'utf-8' codec" in result.stderr

@@ -249,6 +249,52 @@ IMPOSSIBLE_NAMES = pytest.mark.parametrize("name", ["a\\0b.yaml", "x" * 300 + ".
 
 
 @IMPOSSIBLE_NAMES
+def test_a_blueprint_path_no_file_can_have_is_refused(tmp_path: Path, name: str) -> None:
+    (line,) = errors_of(tmp_path / name.replace("\\0", "\0"))
+    assert line.endswith("; check the path"), line
+
+
+def test_a_very_long_path_is_shown_by_its_ends(tmp_path: Path) -> None:
+    path = tmp_path / ("a" * 5000)
+    (line,) = errors_of(path)
+    assert line == (
+        f"{str(path)[:60]}...{'a' * 60} ({len(str(path))} characters): no file can have this path (File name too "
+        "long); check the path"
+    )
+
+
+def test_a_directory_blueprint_is_found_reading_no_more_than_it_needs(tmp_path: Path) -> None:
+    """Without a conventional name, the blueprint is the one YAML file writing both tosca_definitions_version and
+    topology_template: each file is read until it has shown both, not whole."""
+    io_counters = Path("/proc/self/io")
+    if not io_counters.exists():
+        pytest.skip("needs Linux's /proc/self/io")
+    padding = ("# " + "x" * 98 + "\n") * 200_000  # 20 MB after the markers
+    for name in ("one.yaml", "two.yaml"):
+        (tmp_path / name).write_text(HEADER + "topology_template: {}\n" + padding)
+    errors_of(tmp_path / "nope.yaml")  # whatever loading imports is imported by now
+
+    def bytes_read() -> int:
+        counters = dict(line.split(": ") for line in io_counters.read_text().splitlines())
+        return int(counters["rchar"])
+
+    before = bytes_read()
+    (line,) = errors_of(tmp_path)
+    assert "cannot tell which YAML file is the blueprint (candidates: one.yaml, two.yaml)" in line
+    assert bytes_read() - before < 1_000_000
+
+
+def test_a_directory_blueprint_is_found_when_its_topology_is_far_down(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("tosca_definitions_version: not a blueprint\n")
+    # topology_template starts 7 bytes before 16 KiB: where a read in pieces of a power of two splits it.
+    comment = "#" * (16 * 1024 - 7 - len(HEADER) - 1) + "\n"
+    blueprint = HEADER + comment + "topology_template:\n  node_templates: {}\n"
+    assert blueprint.index("topology_template") == 16 * 1024 - 7
+    (tmp_path / "service_x.yml").write_text(blueprint)
+    assert load(tmp_path).root_file.name == "service_x.yml"
+
+
+@IMPOSSIBLE_NAMES
 def test_an_import_no_file_can_have_is_located(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, HEADER + f'imports:\n  - "{name}"\n')
     (line,) = errors_of(path)
