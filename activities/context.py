@@ -134,14 +134,24 @@ class ActivityContext(OperationContext):
 
 
 @contextmanager
-def heartbeating(beat: Callable[[], None], name: str) -> Iterator[None]:
+def heartbeating(beat: Callable[[], None], name: str, restart: threading.Event | None = None) -> Iterator[None]:
     """Calls ``beat`` every AUTO_HEARTBEAT_S seconds, from a thread of its own (in the caller's context, which holds
-    the activity), while the block runs. A beat that fails stops the beating, never the work."""
+    the activity), while the block runs. A beat that fails stops the beating, never the work. Setting ``restart``
+    starts the interval again (a chain of operations: each operation's first beat comes a full interval after it
+    starts, as with a thread per operation, so operations shorter than that send none)."""
     done = threading.Event()
     ctx = contextvars.copy_context()
 
     def loop() -> None:
-        while not done.wait(AUTO_HEARTBEAT_S):
+        while not done.is_set():
+            if restart is not None:
+                if restart.wait(AUTO_HEARTBEAT_S):
+                    restart.clear()
+                    continue
+            elif done.wait(AUTO_HEARTBEAT_S):
+                return
+            if done.is_set():
+                return
             try:
                 ctx.run(beat)
             except Exception:
@@ -153,4 +163,6 @@ def heartbeating(beat: Callable[[], None], name: str) -> Iterator[None]:
         yield
     finally:
         done.set()
+        if restart is not None:
+            restart.set()
         thread.join(timeout=AUTO_HEARTBEAT_S * 2)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -91,6 +94,33 @@ def _heartbeating(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+@dataclass
+class _ChainReads:
+    """The instances a chain of operations read at its start, and those its operations wrote since."""
+
+    instances: dict[str, NodeInstanceRecord]
+    written: set[str] = field(default_factory=set)
+    current: ActivityContext | None = None
+    restart: threading.Event = field(default_factory=threading.Event)
+
+    @contextmanager
+    def running(self, ctx: ActivityContext) -> Iterator[None]:
+        self.current = ctx
+        self.restart.set()
+        try:
+            yield
+        finally:
+            self.current = None
+
+    def beat(self) -> None:
+        """The chain's heartbeat: the running operation's (with its details and cancellation), else a bare one."""
+        current = self.current
+        if current is not None:
+            current.heartbeat()
+        else:
+            activity.heartbeat()
 
 
 class OperationTimeout(RetryableError):
@@ -253,50 +283,59 @@ class EngineActivities:
             started = self.store.operation_attempts(input.execution_id, first.instance_id)
         ran, unhealthy = 0, False
         previous = _heartbeat_details(info)
-        for task in input.tasks:
-            if task.key in done:
-                continue
-            attempt = started.get(task.key, 0) + 1
-            one = OperationInput(
-                deployment_id=input.deployment_id,
-                execution_id=input.execution_id,
-                workflow=input.workflow,
-                task=task,
-                inputs=input.inputs,
-            )
-            if attempt > task.max_attempts:
-                # Its last attempt never reported back: the worker running it died, or the chain's own
-                # start-to-close timeout cut it short.
-                message = (
-                    f"{task.instance_id} {task.operation} ({task.implementation}) failed after {task.max_attempts} "
-                    "attempt(s): its last attempt never reported back (the worker running it died or hung); check "
-                    "the workers (`tempano up` restarts them), then resume the execution"
+        # Read once for the chain: the instance, its host chain and related nodes (the instances an operation may
+        # write are read again before each one).
+        plan = self.plan(input.deployment_id)
+        owner = self.store.node_instance(input.deployment_id, first.instance_id)
+        known = _ChainReads(operation_instances(self.store, plan, input.deployment_id, [owner]))
+        # One heartbeat thread for the chain, beating for the operation running (a thread per operation cost
+        # more than the operation itself when dozens start together).
+        with heartbeating(known.beat, f"heartbeat-{first.instance_id}", known.restart):
+            for task in input.tasks:
+                if task.key in done:
+                    continue
+                attempt = started.get(task.key, 0) + 1
+                one = OperationInput(
+                    deployment_id=input.deployment_id,
+                    execution_id=input.execution_id,
+                    workflow=input.workflow,
+                    task=task,
+                    inputs=input.inputs,
                 )
-                self._event(
-                    f"{input.execution_id}:{task.instance_id}:{task.key}:lost",
-                    one,
-                    "operation_failed",
-                    message,
-                    level="error",
-                    data={"task": task.key, "final": True},
-                )
-                raise ApplicationError(message, type="OperationLost", non_retryable=True)
-            mine = previous.get(TASK_TAG) == task.key
-            try:
-                result = self._operation(
-                    one,
-                    attempt,
-                    {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {},
-                    timeout_s=task.timeout_s,
-                    tag=task.key,
-                )
-            except ApplicationError as e:
-                if e.non_retryable or attempt >= task.max_attempts:
-                    raise ApplicationError(e.message, type=e.type, non_retryable=True) from None
-                delay = min(task.initial_interval_s * task.backoff ** (attempt - 1), task.max_interval_s)
-                raise ApplicationError(e.message, type=e.type, next_retry_delay=timedelta(seconds=delay)) from None
-            ran += 1
-            unhealthy = unhealthy or result.healthy is False
+                if attempt > task.max_attempts:
+                    # Its last attempt never reported back: the worker running it died, or the chain's own
+                    # start-to-close timeout cut it short.
+                    message = (
+                        f"{task.instance_id} {task.operation} ({task.implementation}) failed after {task.max_attempts} "
+                        "attempt(s): its last attempt never reported back (the worker running it died or hung); check "
+                        "the workers (`tempano up` restarts them), then resume the execution"
+                    )
+                    self._event(
+                        f"{input.execution_id}:{task.instance_id}:{task.key}:lost",
+                        one,
+                        "operation_failed",
+                        message,
+                        level="error",
+                        data={"task": task.key, "final": True},
+                    )
+                    raise ApplicationError(message, type="OperationLost", non_retryable=True)
+                mine = previous.get(TASK_TAG) == task.key
+                try:
+                    result = self._operation(
+                        one,
+                        attempt,
+                        {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {},
+                        timeout_s=task.timeout_s,
+                        tag=task.key,
+                        known=known,
+                    )
+                except ApplicationError as e:
+                    if e.non_retryable or attempt >= task.max_attempts:
+                        raise ApplicationError(e.message, type=e.type, non_retryable=True) from None
+                    delay = min(task.initial_interval_s * task.backoff ** (attempt - 1), task.max_interval_s)
+                    raise ApplicationError(e.message, type=e.type, next_retry_delay=timedelta(seconds=delay)) from None
+                ran += 1
+                unhealthy = unhealthy or result.healthy is False
         return ChainResult(operations=ran, unhealthy=unhealthy)
 
     def _operation(
@@ -307,15 +346,29 @@ class EngineActivities:
         *,
         timeout_s: float | None = None,
         tag: str | None = None,
+        known: _ChainReads | None = None,
     ) -> OperationResult:
         """One attempt of one operation. ``timeout_s``: cancel the plugin after that long, and fail the attempt as
         timed out (in a chain, Temporal's start-to-close timeout covers the whole chain); ``tag``: heartbeat
-        details name the operation, so a retried chain gives them back only to it."""
+        details name the operation, so a retried chain gives them back only to it; ``known``: the instances the
+        chain has read."""
         task = input.task
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
-        owner = self.store.node_instance(deployment_id, task.instance_id)
-        instances = operation_instances(self.store, plan, deployment_id, [owner])
+        if known is None:
+            owner = self.store.node_instance(deployment_id, task.instance_id)
+            instances = operation_instances(self.store, plan, deployment_id, [owner])
+        else:
+            # In a chain: what the chain read at its start, with the instances an operation may write (its own,
+            # its target, and what the chain's earlier operations wrote) read again.
+            fresh_ids = sorted({task.instance_id, *filter(None, [task.target_id]), *known.written})
+            fresh = {i.id: i for i in self.store.node_instances(deployment_id, ids=fresh_ids, include_removed=True)}
+            if task.instance_id not in fresh:
+                raise NotFound(f"deployment {deployment_id!r} has no node instance {task.instance_id!r}")
+            known.instances.update(fresh)
+            known.written.clear()
+            owner = fresh[task.instance_id]
+            instances = dict(known.instances)
         if task.target_id is not None and task.target_id not in instances:
             instances[task.target_id] = self.store.node_instance(deployment_id, task.target_id)
         run_on = task.target_id if task.side == "target" and task.target_id else task.instance_id
@@ -383,7 +436,7 @@ class EngineActivities:
             self.store.add_events([started_event])
         timed_out = threading.Event()
         try:
-            with ctx.auto_heartbeat():
+            with ctx.auto_heartbeat() if known is None else known.running(ctx):
                 outputs = (fn(ctx) if timeout_s is None else _within(timeout_s, fn, ctx, timed_out)) or {}
         except Exception as e:
             if timed_out.is_set() and not activity.is_cancelled():
@@ -415,6 +468,8 @@ class EngineActivities:
         for view in views.values():
             if view.attribute_writes and view.id != run_on:
                 self.store.merge_attributes(deployment_id, view.id, view.attribute_writes)
+        if known is not None:
+            known.written.update(view.id for view in views.values() if view.attribute_writes)
         # What the operation changed, its log lines and the succeeded event in one transaction, last: resume
         # skips what succeeded, so nothing of it may be missing once the event is there.
         healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
@@ -552,19 +607,23 @@ class EngineActivities:
     @activity.defn(name="set_states")
     @_heartbeating
     def set_states(self, input: StatesInput) -> None:
-        self.store.set_states(input.deployment_id, list(input.instance_ids), input.state)
+        events = []
         if input.execution_id is not None:
             info = activity.info()
             shown = ", ".join(input.instance_ids[:10]) + ("..." if len(input.instance_ids) > 10 else "")
-            self.store.add_event(
-                f"{input.execution_id}:{info.workflow_id}:{info.activity_id}:state",
-                input.deployment_id,
-                f"{shown} -> {input.state}",
-                type="state_changed",
-                execution_id=input.execution_id,
-                node_instance_id=input.instance_ids[0] if len(input.instance_ids) == 1 else None,
-                data={"state": input.state, "instances": list(input.instance_ids)},
+            events.append(
+                NewEvent(
+                    key=f"{input.execution_id}:{info.workflow_id}:{info.activity_id}:state",
+                    deployment_id=input.deployment_id,
+                    message=f"{shown} -> {input.state}",
+                    type="state_changed",
+                    execution_id=input.execution_id,
+                    node_instance_id=input.instance_ids[0] if len(input.instance_ids) == 1 else None,
+                    data={"state": input.state, "instances": list(input.instance_ids)},
+                )
             )
+        # the states and their event in one transaction
+        self.store.set_states(input.deployment_id, list(input.instance_ids), input.state, events=events)
 
     @activity.defn(name="record_execution")
     @_heartbeating
@@ -839,6 +898,41 @@ def _made_by(instance: NodeInstanceRecord, marker: str) -> bool:
     return marker in instance.outputs
 
 
+class _OperationThreads:
+    """Where the operations of chains run: daemon threads, reused (starting a thread per operation was costly when
+    dozens start at once). An operation past its timeout that ignores cancellation keeps its thread, as Temporal
+    leaves it, and a daemon thread never holds up the worker's exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def start(self, job: Callable[[], None]) -> threading.Event:
+        done = threading.Event()
+
+        def task() -> None:
+            try:
+                job()
+            finally:
+                done.set()
+
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="tempano-operation", daemon=True).start()
+        inbox.put(task)
+        return done
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            inbox.get()()
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_OPERATION_THREADS = _OperationThreads()
+
 TIMEOUT_GRACE_S = 5.0
 """How long an operation past its timeout has, once cancelled, to stop before its attempt is failed anyway."""
 
@@ -858,14 +952,11 @@ def _within(
         except BaseException as e:  # handed to the activity's thread
             outcome["error"] = e
 
-    thread = threading.Thread(target=run, name=f"operation-{ctx.instance.id}", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
+    done = _OPERATION_THREADS.start(run)
+    if not done.wait(timeout_s):
         timed_out.set()
         ctx.cancelled.set()
-        thread.join(TIMEOUT_GRACE_S)
-        if thread.is_alive():
+        if not done.wait(TIMEOUT_GRACE_S):
             raise OperationTimeout(f"still running {TIMEOUT_GRACE_S:g}s after it was cancelled")
     if "error" in outcome:
         raise outcome["error"]
