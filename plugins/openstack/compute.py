@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from openstack.compute.v2.server import Server
@@ -515,10 +516,19 @@ def detach_volume(ctx: OperationContext) -> None:
     compute, get_volume = o.compute, ignore_missing_get(o.block_storage.get_volume)
     for entry in o.ctx.resources("volume_attachment"):
         server_id, _, volume_id = entry.resource_id.partition("/")
-        with o.call(f"detach volume {volume_id} from server {server_id} for"):
+        # every failure below (the detach call, polling, the wait's timeout) then names both ends
+        each = replace(o, where=replace(o.where, kind="attachment", name=f"volume {volume_id} to server {server_id}"))
+        with each.call("detach"):
             # a typed server spares the SDK a GET that guesses which argument is the server (and warns)
             compute.delete_volume_attachment(Server.existing(id=server_id), volume_id, ignore_missing=True)
             volume = get_volume(volume_id)
         if volume is not None and volume.status != "available":
-            o.wait_for(volume_id, get_volume, ready={"available"}, failed={"error"}, stage="available")
+            volume = each.wait_for(volume_id, get_volume, ready={"available"}, failed={"error"}, stage="available")
+            if volume.status == "error":
+                raise NonRetryableError(
+                    f"{each.where}: volume {volume_id} went to error while detaching from server {server_id}; "
+                    "the attachment stays in the resource ledger. Check the volume (openstack volume show "
+                    f"{volume_id}) and the server's console log; once the server no longer uses the volume, "
+                    "reset it (openstack volume set --state available --detached) and run uninstall again"
+                )
         ctx.forget_resource("volume_attachment", entry.resource_id)

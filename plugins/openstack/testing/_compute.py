@@ -553,8 +553,16 @@ class Compute:
             volume = self.state.get("volume", request.params["volume"])
             if volume is None or self._attachment(server["id"], volume) is None:
                 raise nova_error(404, f"Volume {request.params['volume']} is not attached to {server['id']}")
-            volume["attachments"] = [a for a in volume["attachments"] if a["server_id"] != server["id"]]
-            volume["status"] = "available" if not volume["attachments"] else "in-use"
+            # Nova accepts the detach (202) and Cinder fails it later: the volume keeps its attachment
+            faults = self.state.faults
+            if faults.volumes_to_error_on_detach > 0:
+                faults.volumes_to_error_on_detach -= 1
+                volume["status"] = "error"
+            elif faults.volumes_stay_detaching:
+                volume["status"] = "detaching"
+            else:
+                volume["attachments"] = [a for a in volume["attachments"] if a["server_id"] != server["id"]]
+                volume["status"] = "available" if not volume["attachments"] else "in-use"
         return Response(202, None, self._headers(request))
 
     # -- flavors ---------------------------------------------------------------------------------------------

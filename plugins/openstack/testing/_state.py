@@ -47,6 +47,10 @@ class Faults:
     """The next N servers created go to ERROR instead of ACTIVE."""
     servers_stay_building: bool = False
     """New servers never leave BUILD."""
+    volumes_to_error_on_detach: int = 0
+    """The next N volumes asked to detach go to ``error`` instead of ``available`` (and stay attached)."""
+    volumes_stay_detaching: bool = False
+    """Volumes asked to detach stay ``detaching`` (and attached)."""
     quotas: dict[str, int] = field(default_factory=dict)
     """Limit of objects per kind (see KINDS), answered the way Nova, Neutron and Cinder refuse."""
     seed: int | None = None

@@ -321,3 +321,45 @@ def test_a_retried_security_group_create_skips_existing_rules_and_adds_the_rest(
     ingress = sorted(str(r["port_range_min"]) for r in group["security_group_rules"] if r["direction"] == "ingress")
     assert ingress == ["22", "443", "None"]
     assert cloud.created["security_group"] == 1
+
+
+def attached_volume(runner: OperationRunner, **server_properties: Any) -> dict[str, Any]:
+    """A server with a 1 GB volume attached: the keyword arguments of volume.attach/volume.detach."""
+    server, volume = server_node(**server_properties), node("disk", types.VOLUME, size=1)
+    runner.run("server.create", server)
+    runner.run("volume.create", volume)
+    runner.run("volume.attach", server, source=server, target=volume)
+    return {"source": server, "target": volume}
+
+
+def test_a_volume_going_to_error_while_detaching_fails_naming_both_ends_and_stays_in_the_ledger(
+    cloud: OpenStackEmulator, runner: OperationRunner
+) -> None:
+    ends = attached_volume(runner)
+    server_id, volume_id = ends["source"].attributes["id"], ends["target"].attributes["id"]
+    cloud.faults.volumes_to_error_on_detach = 1
+    with pytest.raises(NonRetryableError) as failure:
+        runner.run("volume.detach", ends["source"], **ends)
+    message = str(failure.value)
+    assert f"volume {volume_id} went to error while detaching from server {server_id}" in message
+    assert "cloud 'east'" in message and "openstack volume set --state available" in message
+    assert [r.resource_id for r in runner.ledger if r.kind == "volume_attachment"] == [f"{server_id}/{volume_id}"]
+
+
+def test_a_detach_that_never_completes_times_out_naming_both_ends_and_stays_in_the_ledger(
+    cloud: OpenStackEmulator, runner: OperationRunner
+) -> None:
+    ends = attached_volume(runner, wait_timeout=0.5)
+    server_id, volume_id = ends["source"].attributes["id"], ends["target"].attributes["id"]
+    cloud.faults.volumes_stay_detaching = True
+    with pytest.raises(RetryableError) as failure:
+        runner.run("volume.detach", ends["source"], **ends)
+    message = str(failure.value)
+    assert f"volume {volume_id} to server {server_id}" in message and "cloud 'east'" in message
+    assert "still detaching" in message and "raise wait_timeout" in message
+    assert [r.resource_id for r in runner.ledger if r.kind == "volume_attachment"] == [f"{server_id}/{volume_id}"]
+
+    cloud.faults.volumes_stay_detaching = False  # the retry asks again and waits
+    runner.run("volume.detach", ends["source"], **ends)
+    assert cloud.find("volume", id=volume_id)[0]["status"] == "available"
+    assert [r for r in runner.ledger if r.kind == "volume_attachment"] == []
