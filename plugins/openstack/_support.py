@@ -298,7 +298,11 @@ def target_id(ctx: OperationContext, node_type: str) -> list[str]:
 
 
 def maybe(finder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any | None:
-    """Call an openstacksdk ``find_*`` that raises on a miss (the SDK 6 default) and answer None instead."""
+    """Call an openstacksdk ``find_*`` that raises on a miss (the SDK 6 default) and answer None instead.
+
+    Passing ``ignore_missing=False`` explicitly keeps SDK 6 from changing anything and its
+    RemovedInSDK60Warning quiet; ``find_image`` warns regardless, from inside openstacksdk (``Image.find``
+    searches with ``ignore_missing=True`` before it looks at hidden images)."""
     try:
         return finder(*args, ignore_missing=False, **kwargs)
     except sdk.NotFoundException:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any
 
+import pytest
+from openstack.warnings import RemovedInSDK60Warning
+
+from tempano.plugins.contract import ResourceNotFound
 from tempano.plugins.openstack import _types as types
+from tempano.plugins.openstack._connection import connect
 from tempano.plugins.openstack.testing import OpenStackEmulator
 from tempano.plugins.openstack.testing.harness import OperationRunner as Runner
 from tempano.plugins.openstack.testing.harness import depends_on as rel
@@ -141,3 +147,43 @@ def test_server_with_nfv_flavor_ports_keypair_group_volume_and_floating_ip(
         runner.run(f"{kind}.delete", stack[name])
     assert cloud.leftovers() == {}
     assert runner.ledger == []
+
+
+def test_name_lookups_pass_ignore_missing_so_sdk_6_changes_nothing(cloud: OpenStackEmulator, runner: Runner) -> None:
+    """openstacksdk warns (RemovedInSDK60Warning) on find_* calls that rely on ignore_missing=True, whose
+    default flips in SDK 6: every lookup by name here, hit or miss, must pass it and catch the miss."""
+    # openstacksdk 4.22 warns about InfluxDB on every new connection whatever clouds.yaml says: not ours
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RemovedInSDK60Warning)
+        connect("east")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RemovedInSDK60Warning)
+        net = node("net", types.NETWORK, "tosca.nodes.network.Network")
+        runner.run("network.create", net)
+        subnet = node("subnet", types.SUBNET, cidr="10.20.0.0/24")
+        runner.run("subnet.create", subnet, relationships=(rel(net),))
+        group = node("sg", types.SECURITY_GROUP, rules=[{"protocol": "icmp"}])
+        runner.run("security_group.create", group)
+        port = node(
+            "port",
+            types.PORT,
+            "tosca.nodes.network.Port",
+            fixed_ips=[{"subnet": subnet.attributes["name"]}],
+            security_groups=[group.attributes["name"]],
+        )
+        runner.run("port.create", port, relationships=(rel(net),))
+        router = node("router", types.ROUTER, external_network="public")
+        runner.run("router.create", router, relationships=(rel(subnet),))
+        fip = node("fip", types.FLOATING_IP, floating_network="public")
+        runner.run("floating_ip.create", fip, relationships=(rel(port),))
+        keypair = node("key", types.KEYPAIR, public_key=PUBKEY)
+        runner.run("keypair.create", keypair)
+        runner.run("keypair.create", keypair)  # the second create finds it by name
+        volume = node("disk", types.VOLUME, size=1)
+        runner.run("volume.create", volume)
+        with pytest.raises(ResourceNotFound, match="network 'nowhere' does not exist"):
+            runner.run("router.create", node("lost", types.ROUTER, external_network="nowhere"))
+        for kind, inst in (("volume", volume), ("keypair", keypair), ("floating_ip", fip), ("router", router),
+                           ("port", port), ("security_group", group), ("subnet", subnet), ("network", net)):  # fmt: skip
+            runner.run(f"{kind}.delete", inst)
+    assert cloud.leftovers() == {}
