@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
 
+from tempano.api.service import Tempano
+from tempano.api.worker import build_worker
+from tempano.workflows.engine import deployment_workflow_id
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -102,3 +106,38 @@ async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off
 
     assert (await api.admin.post(f"/api/v1/executions/{first}/terminate")).status_code == 202
     await wait_for(api, first, lambda b: b["status"] == "terminated")
+
+
+async def test_progress_without_a_worker_answers_in_seconds_with_what_the_store_knows(api: Api) -> None:
+    # A deployment on a task queue of its own, whose worker stops once the execution runs.
+    settings = api.tempano.settings.model_copy(update={"task_queue": f"tq-{uuid.uuid4().hex[:12]}"})
+    own = Tempano(settings, api.tempano.client, api.tempano.store)
+    assert (await api.admin.put("/api/v1/blueprints/slown", content=SLOW, headers=YAML)).status_code == 201
+    worker, pool = build_worker(own.client, own.store, task_queue=settings.task_queue, threads=4)
+    async with worker:
+        await own.create_deployment("noworker1", "slown")
+        execution_id = (await own.start_execution("noworker1", "install")).execution_id
+        await wait_for(api, execution_id, lambda b: b.get("waiting_on"))
+    pool.shutdown(wait=False, cancel_futures=True)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await api.viewer.get(f"/api/v1/executions/{execution_id}/progress")
+        took = loop.time() - started
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert took < 15, f"the progress call took {took:.1f} s"
+        assert body["status"] == "running"
+        assert body["details"] == (
+            f"no worker answered execution {execution_id}'s progress query within 5 s "
+            f"(task queue {settings.task_queue!r}): is `tempano worker` (or `tempano up`) running?"
+        )
+        # The stopping worker cancelled the operation (its end is in the store); Temporal still holds the activity.
+        assert "waiting_on" not in body
+        assert [p["activity_id"] for p in body["pending"]] == ["slow_1:Standard.create..Standard.start"], body
+    finally:
+        for workflow_id in (
+            deployment_workflow_id("noworker1"),
+            api.tempano.store.get_execution(execution_id).workflow_id,
+        ):
+            await api.tempano.client.get_workflow_handle(workflow_id).terminate(reason="test over")
