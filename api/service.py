@@ -68,6 +68,9 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 QUERY_TIMEOUT = 5.0
 """Seconds a read waits for a workflow's answer to a query or a describe (a worker must be there to answer a query)."""
+REMOVED_FROM_QUEUE = "removed from the queue"
+"""What a deployment's workflow answers when a cancel takes an execution off its queue."""
+CANCELLED_WHILE_QUEUED = "cancelled while queued, before it started: nothing ran"
 
 
 class ServiceError(Exception):
@@ -398,7 +401,8 @@ class Tempano:
         return None
 
     async def cancel_execution(self, execution_id: str) -> str:
-        """Cancels a running execution gracefully, or takes a queued one off its deployment's queue."""
+        """Cancels a running execution gracefully, or takes a queued one off its deployment's queue (and records
+        it as cancelled: its deployment's workflow never will, and keeps it in view for 10 executions only)."""
         try:
             result: str = await self.deployment_handle(deployment_of(execution_id)).execute_update(
                 "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
@@ -406,7 +410,23 @@ class Tempano:
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
+        if result == REMOVED_FROM_QUEUE:
+            await self._record_cancelled_while_queued(execution_id)
         return result
+
+    async def _record_cancelled_while_queued(self, execution_id: str) -> None:
+        """Records an execution taken off the queue, with the name and workflow id its deployment's workflow
+        gave it (asked again: the cancel answers only with a sentence)."""
+        deployment_id = deployment_of(execution_id)
+        try:
+            held = await self.unrecorded_execution(execution_id)
+        except TemporalUnavailable as e:
+            log.warning("execution %s was cancelled while queued but could not be recorded: %s", execution_id, e)
+            return
+        if held is None:
+            return
+        self.store.create_execution(execution_id, deployment_id, held.seq, held.workflow, {}, held.workflow_id)
+        self.store.set_execution_status(execution_id, "cancelled", error=CANCELLED_WHILE_QUEUED)
 
     async def terminate_execution(self, execution_id: str, reason: str = "") -> None:
         """The admin escape: ends the execution's workflow at once, without cancelling its operations

@@ -102,7 +102,19 @@ async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off
     assert r.status_code == 202, r.text
     assert r.json() == {"result": "removed from the queue"}
     cancelled = (await api.viewer.get(f"/api/v1/executions/{ref['execution_id']}")).json()
-    assert cancelled["status"] == "cancelled" and cancelled["created_at"] is None
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"] == "cancelled while queued, before it started: nothing ran"
+    # Recorded in the store, not only held by the deployment's workflow (which keeps its 10 latest in view): it
+    # stays found, and waiting on it answers at once.
+    record = api.tempano.store.get_execution(ref["execution_id"])
+    assert (record.status, record.workflow, record.workflow_id) == ("cancelled", "uninstall", ref["workflow_id"])
+    assert record.ended_at is not None
+    waited = await asyncio.wait_for(api.tempano.wait_execution(ref["execution_id"], timeout=60), 5)
+    assert waited.status == "cancelled"
+    events = [e async for e in api.tempano.follow_events(ref["execution_id"], timeout=5)]
+    assert events == []
+    again = await api.operator.post(f"/api/v1/executions/{ref['execution_id']}/cancel")
+    assert again.status_code == 409, again.text
 
     assert (await api.admin.post(f"/api/v1/executions/{first}/terminate")).status_code == 202
     await wait_for(api, first, lambda b: b["status"] == "terminated")
