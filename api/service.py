@@ -67,7 +67,10 @@ log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 QUERY_TIMEOUT = 5.0
-"""Seconds a read waits for a deployment workflow's answer to a query (a worker must be there to give it)."""
+"""Seconds a read waits for a workflow's answer to a query or a describe (a worker must be there to answer a query)."""
+REMOVED_FROM_QUEUE = "removed from the queue"
+"""What a deployment's workflow answers when a cancel takes an execution off its queue."""
+CANCELLED_WHILE_QUEUED = "cancelled while queued, before it started: nothing ran"
 
 
 class ServiceError(Exception):
@@ -398,7 +401,8 @@ class Tempano:
         return None
 
     async def cancel_execution(self, execution_id: str) -> str:
-        """Cancels a running execution gracefully, or takes a queued one off its deployment's queue."""
+        """Cancels a running execution gracefully, or takes a queued one off its deployment's queue (and records
+        it as cancelled: its deployment's workflow never will, and keeps it in view for 10 executions only)."""
         try:
             result: str = await self.deployment_handle(deployment_of(execution_id)).execute_update(
                 "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
@@ -406,7 +410,23 @@ class Tempano:
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
+        if result == REMOVED_FROM_QUEUE:
+            await self._record_cancelled_while_queued(execution_id)
         return result
+
+    async def _record_cancelled_while_queued(self, execution_id: str) -> None:
+        """Records an execution taken off the queue, with the name and workflow id its deployment's workflow
+        gave it (asked again: the cancel answers only with a sentence)."""
+        deployment_id = deployment_of(execution_id)
+        try:
+            held = await self.unrecorded_execution(execution_id)
+        except TemporalUnavailable as e:
+            log.warning("execution %s was cancelled while queued but could not be recorded: %s", execution_id, e)
+            return
+        if held is None:
+            return
+        self.store.create_execution(execution_id, deployment_id, held.seq, held.workflow, {}, held.workflow_id)
+        self.store.set_execution_status(execution_id, "cancelled", error=CANCELLED_WHILE_QUEUED)
 
     async def terminate_execution(self, execution_id: str, reason: str = "") -> None:
         """The admin escape: ends the execution's workflow at once, without cancelling its operations
@@ -433,22 +453,48 @@ class Tempano:
         out: dict[str, Any] = {"execution_id": execution_id, "status": execution.status, "error": execution.error}
         handle = self.client.get_workflow_handle(execution.workflow_id)
         try:
-            desc = await handle.describe()
+            desc = await handle.describe(rpc_timeout=timedelta(seconds=QUERY_TIMEOUT))
         except RPCError as e:
-            out["details"] = f"no workflow {execution.workflow_id} on the Temporal server ({e.message})"
+            if e.status == RPCStatusCode.NOT_FOUND:
+                out["details"] = f"no workflow {execution.workflow_id} on the Temporal server ({e.message})"
+            else:
+                out["details"] = (
+                    f"the Temporal server at {self.settings.temporal_address} did not describe workflow "
+                    f"{execution.workflow_id} ({e.message}): is it running (`tempano up`)? Try again in a moment"
+                )
             return out
         # The operations running now, from their events: an activity may run several of an instance in a row
         # (create, configure, start), and the workflow only knows the activity.
         running = {e.node_instance_id: e for e in self.store.running_operations(execution_id)}
         if execution.status not in TERMINAL:
-            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
-                view: ProgressView = await handle.query("progress", result_type=ProgressView)
+            waiting = sorted(
+                f"{e.node_instance_id} {e.operation} ({e.data.get('implementation')})" for e in running.values()
+            )
+            if waiting:
+                out["waiting_on"] = waiting
+            try:
+                view: ProgressView = await handle.query(
+                    "progress", result_type=ProgressView, rpc_timeout=timedelta(seconds=QUERY_TIMEOUT)
+                )
+            except RPCError as e:
+                # Only a worker answers a query: without one the server holds it until its own long timeout.
+                if e.status in {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}:
+                    queue = desc.raw_description.execution_config.task_queue.name
+                    out["details"] = (
+                        f"no worker answered execution {execution_id}'s progress query within {QUERY_TIMEOUT:.0f} s "
+                        f"(task queue {queue!r}): is `tempano worker` (or `tempano up`) running?"
+                    )
+                else:
+                    out["details"] = (
+                        f"execution {execution_id}'s workflow did not answer the progress query ({e.message}); "
+                        "try again in a moment"
+                    )
+            except WorkflowQueryFailedError:
+                pass  # it ended between the describe and the query: what the store says is all there is
+            else:
                 out["details"] = view.details
                 out["waiting_on"] = list(view.waiting_on)
-                if running:
-                    waiting = sorted(
-                        f"{e.node_instance_id} {e.operation} ({e.data.get('implementation')})" for e in running.values()
-                    )
+                if waiting:
                     out["waiting_on"] = waiting
                     shown = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
                     out["details"] = view.details.split("waiting on ", 1)[0] + f"waiting on {shown}"

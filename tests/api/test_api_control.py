@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
 
+from tempano.api.service import Tempano
+from tempano.api.worker import build_worker
+from tempano.workflows.engine import deployment_workflow_id
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -98,7 +102,54 @@ async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off
     assert r.status_code == 202, r.text
     assert r.json() == {"result": "removed from the queue"}
     cancelled = (await api.viewer.get(f"/api/v1/executions/{ref['execution_id']}")).json()
-    assert cancelled["status"] == "cancelled" and cancelled["created_at"] is None
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"] == "cancelled while queued, before it started: nothing ran"
+    # Recorded in the store, not only held by the deployment's workflow (which keeps its 10 latest in view): it
+    # stays found, and waiting on it answers at once.
+    record = api.tempano.store.get_execution(ref["execution_id"])
+    assert (record.status, record.workflow, record.workflow_id) == ("cancelled", "uninstall", ref["workflow_id"])
+    assert record.ended_at is not None
+    waited = await asyncio.wait_for(api.tempano.wait_execution(ref["execution_id"], timeout=60), 5)
+    assert waited.status == "cancelled"
+    events = [e async for e in api.tempano.follow_events(ref["execution_id"], timeout=5)]
+    assert events == []
+    again = await api.operator.post(f"/api/v1/executions/{ref['execution_id']}/cancel")
+    assert again.status_code == 409, again.text
 
     assert (await api.admin.post(f"/api/v1/executions/{first}/terminate")).status_code == 202
     await wait_for(api, first, lambda b: b["status"] == "terminated")
+
+
+async def test_progress_without_a_worker_answers_in_seconds_with_what_the_store_knows(api: Api) -> None:
+    # A deployment on a task queue of its own, whose worker stops once the execution runs.
+    settings = api.tempano.settings.model_copy(update={"task_queue": f"tq-{uuid.uuid4().hex[:12]}"})
+    own = Tempano(settings, api.tempano.client, api.tempano.store)
+    assert (await api.admin.put("/api/v1/blueprints/slown", content=SLOW, headers=YAML)).status_code == 201
+    worker, pool = build_worker(own.client, own.store, task_queue=settings.task_queue, threads=4)
+    async with worker:
+        await own.create_deployment("noworker1", "slown")
+        execution_id = (await own.start_execution("noworker1", "install")).execution_id
+        await wait_for(api, execution_id, lambda b: b.get("waiting_on"))
+    pool.shutdown(wait=False, cancel_futures=True)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await api.viewer.get(f"/api/v1/executions/{execution_id}/progress")
+        took = loop.time() - started
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert took < 15, f"the progress call took {took:.1f} s"
+        assert body["status"] == "running"
+        assert body["details"] == (
+            f"no worker answered execution {execution_id}'s progress query within 5 s "
+            f"(task queue {settings.task_queue!r}): is `tempano worker` (or `tempano up`) running?"
+        )
+        # The stopping worker cancelled the operation (its end is in the store); Temporal still holds the activity.
+        assert "waiting_on" not in body
+        assert [p["activity_id"] for p in body["pending"]] == ["slow_1:Standard.create..Standard.start"], body
+    finally:
+        for workflow_id in (
+            deployment_workflow_id("noworker1"),
+            api.tempano.store.get_execution(execution_id).workflow_id,
+        ):
+            await api.tempano.client.get_workflow_handle(workflow_id).terminate(reason="test over")
