@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class UnrecordedExecution:
     status: str
     """``queued``, ``pending`` (starting), or how it ended (``cancelled`` while queued)."""
     error: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 async def connect(settings: Settings) -> Client:
@@ -396,7 +397,13 @@ class Tempano:
                 seq = int(execution_id.rsplit(":", 1)[1])
                 workflow_id = execution_workflow_id(deployment_id, seq, summary.workflow)
                 return UnrecordedExecution(
-                    execution_id, seq, summary.workflow, workflow_id, summary.status, summary.error
+                    execution_id,
+                    seq,
+                    summary.workflow,
+                    workflow_id,
+                    summary.status,
+                    summary.error,
+                    dict(summary.parameters),
                 )
         return None
 
@@ -425,7 +432,9 @@ class Tempano:
             return
         if held is None:
             return
-        self.store.create_execution(execution_id, deployment_id, held.seq, held.workflow, {}, held.workflow_id)
+        self.store.create_execution(
+            execution_id, deployment_id, held.seq, held.workflow, held.parameters, held.workflow_id
+        )
         self.store.set_execution_status(execution_id, "cancelled", error=CANCELLED_WHILE_QUEUED)
 
     async def terminate_execution(self, execution_id: str, reason: str = "") -> None:

@@ -372,7 +372,13 @@ class DeploymentWorkflow:
             if pending.ref.execution_id == req.execution_id:
                 self.queue.remove(pending)
                 self.recent.append(
-                    ExecutionSummary(execution_id=req.execution_id, workflow=pending.ref.workflow, status="cancelled")
+                    ExecutionSummary(
+                        execution_id=req.execution_id,
+                        workflow=pending.ref.workflow,
+                        status="cancelled",
+                        parameters=dict(pending.parameters),
+                        resume_chain=pending.chain,
+                    )
                 )
                 return "removed from the queue"
         if self.current is not None and self.current.ref.execution_id == req.execution_id and self.current_handle:

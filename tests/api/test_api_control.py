@@ -74,7 +74,8 @@ async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off
     start = {"deployment_id": "queue1", "workflow": "install"}
     first = (await api.operator.post("/api/v1/executions", json=start)).json()["execution_id"]
     await wait_for(api, first, lambda b: b.get("waiting_on"))
-    ref = (await api.operator.post("/api/v1/executions", json={**start, "workflow": "uninstall"})).json()
+    uninstall = {**start, "workflow": "uninstall", "parameters": {"ignore_failure": True}}
+    ref = (await api.operator.post("/api/v1/executions", json=uninstall)).json()
     assert ref["queued"] is True
 
     # The deployment's workflow records it only when it starts it: until then the API asks that workflow.
@@ -108,6 +109,7 @@ async def test_a_queued_execution_is_found_before_it_starts_and_can_be_taken_off
     # stays found, and waiting on it answers at once.
     record = api.tempano.store.get_execution(ref["execution_id"])
     assert (record.status, record.workflow, record.workflow_id) == ("cancelled", "uninstall", ref["workflow_id"])
+    assert record.parameters == {"ignore_failure": True}  # what it would have run with (a resume runs the same)
     assert record.ended_at is not None
     waited = await asyncio.wait_for(api.tempano.wait_execution(ref["execution_id"], timeout=60), 5)
     assert waited.status == "cancelled"
