@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -350,7 +356,8 @@ class Tempano:
                 ),
                 self.settings.update_timeout,
             )
-        except TimeoutError:
+        # (the SDK turns the cancellation by wait_for into its own error)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise TemporalUnavailable(
                 f"no worker took the request within {self.settings.update_timeout:.0f}s (task queue "
                 f"{self.settings.task_queue!r}): is a worker running? It may still start when one comes"
@@ -411,9 +418,18 @@ class Tempano:
         """Cancels a running execution gracefully, or takes a queued one off its deployment's queue (and records
         it as cancelled: its deployment's workflow never will, and keeps it in view for 10 executions only)."""
         try:
-            result: str = await self.deployment_handle(deployment_of(execution_id)).execute_update(
-                "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
+            result: str = await asyncio.wait_for(
+                self.deployment_handle(deployment_of(execution_id)).execute_update(
+                    "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
+                ),
+                self.settings.update_timeout,
             )
+        # (the SDK turns the cancellation by wait_for into its own error)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise TemporalUnavailable(
+                f"no worker took the cancel of {execution_id} within {self.settings.update_timeout:.0f}s (task "
+                f"queue {self.settings.task_queue!r}): is a worker running? The cancel may still happen when one comes"
+            ) from None
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tempano.api.service import Tempano
+from tempano.api.service import Tempano, TemporalUnavailable
 from tempano.api.worker import build_worker
 from tempano.workflows.engine import deployment_workflow_id
 from tests.api.conftest import Api
@@ -149,6 +149,13 @@ async def test_progress_without_a_worker_answers_in_seconds_with_what_the_store_
         # The stopping worker cancelled the operation (its end is in the store); Temporal still holds the activity.
         assert "waiting_on" not in body
         assert [p["activity_id"] for p in body["pending"]] == ["slow_1:Standard.create..Standard.start"], body
+
+        # A cancel nobody takes is refused after the update timeout, with a sentence (not a hung request).
+        own.settings = settings.model_copy(update={"update_timeout": 2.0})
+        with pytest.raises(TemporalUnavailable, match=f"no worker took the cancel of {execution_id} within 2s"):
+            await asyncio.wait_for(own.cancel_execution(execution_id), 15)
+        with pytest.raises(TemporalUnavailable, match="no worker took the request within 2s"):
+            await asyncio.wait_for(own.start_execution("noworker1", "uninstall"), 15)
     finally:
         for workflow_id in (
             deployment_workflow_id("noworker1"),
