@@ -502,7 +502,30 @@ def attach_volume(ctx: OperationContext) -> dict[str, Any]:
         with o.call(f"attach volume {volume_id} to server {server_id} for"):
             attachment = compute.create_volume_attachment(server_id, volume=volume_id)
     o.record(resource_id, server_id=server_id, volume_id=volume_id)
-    o.wait_for(volume_id, ignore_missing_get(storage.get_volume), ready={"in-use"}, failed={"error"}, stage="in-use")
+    # the wait (its polling, its timeout) and its failure then name both ends
+    ends = replace(o, where=replace(o.where, kind="attachment", name=f"volume {volume_id} to server {server_id}"))
+    get_volume = ignore_missing_get(storage.get_volume)
+    volume = ends.wait_for(volume_id, get_volume, ready={"in-use"}, failed={"error"}, stage="in-use")
+    if volume.status == "error":
+        # The ledger entry is what volume.detach undoes, so it follows Nova, which may keep the failed attachment
+        # or undo it (its compute manager drops the block device mapping of an attach that failed). While Nova
+        # lists it, the entry stays and uninstall detaches it. Once Nova does not, the entry goes: detach would
+        # find nothing to remove, then wait on a volume that stays in error and fail uninstall; the volume itself
+        # is the volume node's entry, and Cinder deletes a volume in error.
+        with ends.call("list the server's attachments after a failed attach of"):
+            still_attached = any(a.volume_id == volume_id for a in compute.volume_attachments(server_id))
+        if still_attached:
+            ledger = "Nova still lists the attachment, so it stays in the resource ledger and uninstall detaches it"
+        else:
+            ctx.forget_resource("volume_attachment", resource_id)
+            ledger = "Nova no longer lists the attachment, so it left the resource ledger"
+        raise NonRetryableError(
+            f"{ends.where}: volume {volume_id} went to error while attaching to server {server_id}; {ledger}. "
+            f"Check the volume (openstack volume show {volume_id}) and fix or reset it (openstack volume set "
+            f"--state available --detached {volume_id}, after openstack server remove volume {server_id} "
+            f"{volume_id} if the server still lists it), then resume the execution (tempano executions resume) "
+            "to attach it again"
+        )
     ctx.set_attribute("device", attachment.device)
     return {"device": attachment.device}
 

@@ -545,7 +545,15 @@ class Compute:
                 }
             )
             volume["status"] = "in-use"
-            return self._ok(request, {"volumeAttachment": self._attachment(server["id"], volume)})
+            answer = self._attachment(server["id"], volume)
+            # Nova answers the attach and Cinder fails it later: the caller only sees it by polling the volume
+            faults = self.state.faults
+            if faults.volumes_to_error_on_attach > 0:
+                faults.volumes_to_error_on_attach -= 1
+                volume["status"] = "error"
+                if faults.attach_errors_roll_back:
+                    volume["attachments"].pop()
+            return self._ok(request, {"volumeAttachment": answer})
 
     def detach_volume(self, request: Request) -> Response:
         with self.state.lock:

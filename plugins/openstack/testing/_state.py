@@ -47,6 +47,11 @@ class Faults:
     """The next N servers created go to ERROR instead of ACTIVE."""
     servers_stay_building: bool = False
     """New servers never leave BUILD."""
+    volumes_to_error_on_attach: int = 0
+    """The next N volumes attached go to ``error`` instead of ``in-use`` (Nova answers the attach first)."""
+    attach_errors_roll_back: bool = False
+    """A volume that goes to ``error`` on attach loses its attachment, as when Nova's compute manager undoes a failed
+    attach; by default Nova keeps it and still lists it."""
     volumes_to_error_on_detach: int = 0
     """The next N volumes asked to detach go to ``error`` instead of ``available`` (and stay attached)."""
     volumes_stay_detaching: bool = False

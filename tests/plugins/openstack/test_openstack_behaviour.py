@@ -363,3 +363,30 @@ def test_a_detach_that_never_completes_times_out_naming_both_ends_and_stays_in_t
     runner.run("volume.detach", ends["source"], **ends)
     assert cloud.find("volume", id=volume_id)[0]["status"] == "available"
     assert [r for r in runner.ledger if r.kind == "volume_attachment"] == []
+
+
+@pytest.mark.parametrize("nova_rolls_back", [False, True], ids=["nova-keeps-the-attachment", "nova-rolls-it-back"])
+def test_a_volume_going_to_error_while_attaching_fails_and_the_ledger_holds_what_nova_still_attaches(
+    cloud: OpenStackEmulator, runner: OperationRunner, nova_rolls_back: bool
+) -> None:
+    server, volume = server_node(), node("disk", types.VOLUME, size=1)
+    runner.run("server.create", server)
+    runner.run("volume.create", volume)
+    server_id, volume_id = server.attributes["id"], volume.attributes["id"]
+    cloud.faults.volumes_to_error_on_attach = 1
+    cloud.faults.attach_errors_roll_back = nova_rolls_back
+    with pytest.raises(NonRetryableError) as failure:
+        runner.run("volume.attach", server, source=server, target=volume)
+    message = str(failure.value)
+    assert f"volume {volume_id} went to error while attaching to server {server_id}" in message
+    assert f"node instance {server.id} on cloud 'east'" in message
+    assert f"openstack volume show {volume_id}" in message and "resume" in message
+    assert "device" not in server.attributes
+    attachments = [r.resource_id for r in runner.ledger if r.kind == "volume_attachment"]
+    assert attachments == ([] if nova_rolls_back else [f"{server_id}/{volume_id}"])
+
+    # uninstall removes exactly what exists: the attachment Nova kept, then the volume (Cinder deletes one in error)
+    runner.run("volume.detach", server, source=server, target=volume)
+    runner.run("volume.delete", volume)
+    assert cloud.find("volume", id=volume_id) == []
+    assert [r for r in runner.ledger if r.kind in ("volume_attachment", "volume")] == []
