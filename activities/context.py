@@ -140,16 +140,16 @@ def heartbeating(beat: Callable[[], None], name: str, restart: threading.Event |
     starts the interval again (a chain of operations: each operation's first beat comes a full interval after it
     starts, as with a thread per operation, so operations shorter than that send none)."""
     done = threading.Event()
+    wake = restart if restart is not None else threading.Event()
     ctx = contextvars.copy_context()
 
     def loop() -> None:
-        while not done.is_set():
-            if restart is not None:
-                if restart.wait(AUTO_HEARTBEAT_S):
-                    restart.clear()
-                    continue
-            elif done.wait(AUTO_HEARTBEAT_S):
-                return
+        while True:
+            if wake.wait(AUTO_HEARTBEAT_S):  # restarted, or the block ended
+                wake.clear()
+                if done.is_set():
+                    return
+                continue
             if done.is_set():
                 return
             try:
@@ -163,6 +163,5 @@ def heartbeating(beat: Callable[[], None], name: str, restart: threading.Event |
         yield
     finally:
         done.set()
-        if restart is not None:
-            restart.set()
+        wake.set()
         thread.join(timeout=AUTO_HEARTBEAT_S * 2)

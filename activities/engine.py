@@ -222,7 +222,7 @@ class EngineActivities:
         instances = operation_instances(self.store, plan, input.deployment_id, own)
         done: set[tuple[str, str]] = set()
         for execution_id in () if input.rerun else input.skip:
-            done |= self.store.succeeded_operations(execution_id)
+            done |= self.store.succeeded_operations(execution_id, input.instance_ids)
         tasks: dict[str, tuple[tuple[Task, ...], ...]] = {}
         skipped = 0
         for instance_id in input.instance_ids:
@@ -276,11 +276,9 @@ class EngineActivities:
         operation's own interval, and is final once that operation has used its attempts."""
         info = activity.info()
         first = input.tasks[0]
-        done: set[str] = set()
-        started: dict[str, int] = {}
-        if info.attempt > 1:
-            done = {k for i, k in self.store.succeeded_operations(input.execution_id) if i == first.instance_id}
-            started = self.store.operation_attempts(input.execution_id, first.instance_id)
+        done, started = (
+            self.store.operation_history(input.execution_id, first.instance_id) if info.attempt > 1 else (set(), {})
+        )
         ran, unhealthy = 0, False
         previous = _heartbeat_details(info)
         # Read once for the chain: the instance, its host chain and related nodes (the instances an operation may
@@ -322,12 +320,7 @@ class EngineActivities:
                 mine = previous.get(TASK_TAG) == task.key
                 try:
                     result = self._operation(
-                        one,
-                        attempt,
-                        {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {},
-                        timeout_s=task.timeout_s,
-                        tag=task.key,
-                        known=known,
+                        one, attempt, {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {}, known
                     )
                 except ApplicationError as e:
                     if e.non_retryable or attempt >= task.max_attempts:
@@ -343,15 +336,11 @@ class EngineActivities:
         input: OperationInput,
         attempt: int,
         previous: Mapping[str, Any],
-        *,
-        timeout_s: float | None = None,
-        tag: str | None = None,
         known: _ChainReads | None = None,
     ) -> OperationResult:
-        """One attempt of one operation. ``timeout_s``: cancel the plugin after that long, and fail the attempt as
-        timed out (in a chain, Temporal's start-to-close timeout covers the whole chain); ``tag``: heartbeat
-        details name the operation, so a retried chain gives them back only to it; ``known``: the instances the
-        chain has read."""
+        """One attempt of one operation. In a chain (``known``: what the chain has read), the operation's own
+        timeout is applied here (Temporal's start-to-close timeout covers the whole chain), and its heartbeat
+        details name it, so a retried chain gives them back only to it."""
         task = input.task
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
@@ -418,7 +407,7 @@ class EngineActivities:
             source=views[task.instance_id] if rel is not None else None,
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
             heartbeat_details=previous,
-            tag=tag,
+            tag=task.key if known is not None else None,
         )
         state_before = instances[run_on].state
         # The state change and the started event in one transaction (one store round trip).
@@ -437,7 +426,7 @@ class EngineActivities:
         timed_out = threading.Event()
         try:
             with ctx.auto_heartbeat() if known is None else known.running(ctx):
-                outputs = (fn(ctx) if timeout_s is None else _within(timeout_s, fn, ctx, timed_out)) or {}
+                outputs = (fn(ctx) if known is None else _within(task.timeout_s, fn, ctx, timed_out)) or {}
         except Exception as e:
             if timed_out.is_set() and not activity.is_cancelled():
                 timeout = OperationTimeout(
@@ -546,34 +535,9 @@ class EngineActivities:
         )
         raise ApplicationError(message, type=type(e).__name__) from None
 
-    def _event(
-        self,
-        key: str,
-        input: OperationInput,
-        type: str,
-        message: str,
-        *,
-        level: str = "info",
-        duration: float | None = None,
-        data: Mapping[str, Any] | None = None,
-        instance: str | None = None,
-        attempt: int | None = None,
-    ) -> None:
-        self.store.add_events(
-            [
-                self._new_event(
-                    key,
-                    input,
-                    type,
-                    message,
-                    level=level,
-                    duration=duration,
-                    data=data,
-                    instance=instance,
-                    attempt=attempt,
-                )
-            ]
-        )
+    def _event(self, key: str, input: OperationInput, type: str, message: str, **fields: Any) -> None:
+        """Adds one event at once (see :meth:`_new_event` for the fields)."""
+        self.store.add_events([self._new_event(key, input, type, message, **fields)])
 
     def _new_event(
         self,

@@ -518,18 +518,16 @@ class Tempano:
                 pass  # it ended between the describe and the query: what the store says is all there is
             else:
                 out["details"] = view.details
-                out["waiting_on"] = list(view.waiting_on)
-                if waiting:
-                    out["waiting_on"] = waiting
+                if waiting:  # the store's operations are finer than the workflow's activities
                     shown = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
                     out["details"] = view.details.split("waiting on ", 1)[0] + f"waiting on {shown}"
+                else:
+                    out["waiting_on"] = list(view.waiting_on)
         out["pending"] = [
             {
                 "activity_id": p.activity_id,
                 "activity": p.activity_type.name,
-                "operation": running[p.activity_id.split(":", 1)[0]].operation
-                if p.activity_id.split(":", 1)[0] in running
-                else None,
+                "operation": getattr(running.get(p.activity_id.split(":", 1)[0]), "operation", None),
                 "state": PendingActivityState.Name(p.state).removeprefix("PENDING_ACTIVITY_STATE_").lower(),
                 "attempt": p.attempt,
                 "last_heartbeat": p.last_heartbeat_time.ToDatetime().isoformat()

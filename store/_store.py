@@ -660,11 +660,16 @@ class Store(ApiQueries):
         with self.engine.connect() as conn:
             return [EventRecord(**r._mapping) for r in conn.execute(stmt).all()]
 
-    def succeeded_operations(self, execution_id: str) -> set[tuple[str, str]]:
-        """(node instance, operation key) pairs that succeeded in an execution: what resume skips."""
+    def succeeded_operations(
+        self, execution_id: str, instance_ids: Sequence[str] | None = None
+    ) -> set[tuple[str, str]]:
+        """(node instance, operation key) pairs that succeeded in an execution (on these instances): what resume
+        skips."""
         stmt = select(s.events.c.node_instance_id, s.events.c.data).where(
             s.events.c.execution_id == execution_id, s.events.c.type == "operation_succeeded"
         )
+        if instance_ids is not None:
+            stmt = stmt.where(s.events.c.node_instance_id.in_(list(instance_ids)))
         with self.engine.connect() as conn:
             return {(r.node_instance_id, str((r.data or {}).get("task"))) for r in conn.execute(stmt).all()}
 
@@ -688,21 +693,24 @@ class Store(ApiQueries):
                     running.pop(key, None)
         return list(running.values())
 
-    def operation_attempts(self, execution_id: str, instance_id: str) -> dict[str, int]:
-        """Operation key -> attempts started in an execution on an instance (from the ``operation_started`` events,
-        whose keys end in ``:<attempt>:operation_started``): a retried chain of operations counts each operation's attempts."""
-        stmt = select(s.events.c.key, s.events.c.data).where(
+    def operation_history(self, execution_id: str, instance_id: str) -> tuple[set[str], dict[str, int]]:
+        """An instance's operations in an execution: the keys that succeeded, and per key the attempts started
+        (what a retried chain of operations skips, and each operation's next attempt number)."""
+        stmt = select(s.events.c.type, s.events.c.data, s.events.c.attempt).where(
             s.events.c.execution_id == execution_id,
             s.events.c.node_instance_id == instance_id,
-            s.events.c.type == "operation_started",
+            s.events.c.type.in_(("operation_started", "operation_succeeded")),
         )
+        succeeded: set[str] = set()
         attempts: dict[str, int] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(stmt).all():
-                task = str((row.data or {}).get("task"))
-                attempt = int(row.key.removesuffix(":operation_started").rsplit(":", 1)[-1])
-                attempts[task] = max(attempts.get(task, 0), attempt)
-        return attempts
+                key = str((row.data or {}).get("task"))
+                if row.type == "operation_succeeded":
+                    succeeded.add(key)
+                else:
+                    attempts[key] = max(attempts.get(key, 0), row.attempt or 0)
+        return succeeded, attempts
 
     # ---------------------------------------------------------------- secrets
 

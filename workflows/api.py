@@ -619,47 +619,26 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None, *, loca
 
 async def _run_task(batch: BatchInput, task: Task, progress: Progress, *, local: bool) -> OperationResult:
     target = f" -> {task.target_id}" if task.target_id else ""
-    activity_id = f"{task.instance_id}:{task.key}"
     what = f"{task.instance_id} {task.operation}{target}"
-    progress.started(activity_id, f"{what} ({task.implementation})")
-    try:
-        result: OperationResult = await workflow.execute_activity(
-            "run_operation",
-            OperationInput(
-                deployment_id=batch.deployment_id,
-                execution_id=batch.execution_id,
-                workflow=batch.workflow,
-                task=task,
-                inputs=batch.operation_inputs,
-            ),
-            result_type=OperationResult,
-            activity_id=activity_id,
-            start_to_close_timeout=timedelta(seconds=task.timeout_s),
-            heartbeat_timeout=timedelta(seconds=task.heartbeat_timeout_s),
-            retry_policy=RetryPolicy(
-                maximum_attempts=task.max_attempts,
-                initial_interval=timedelta(seconds=task.initial_interval_s),
-                backoff_coefficient=task.backoff,
-                maximum_interval=timedelta(seconds=task.max_interval_s),
-                non_retryable_error_types=NON_RETRYABLE,
-            ),
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{what}: {task.implementation}"[:200],
-        )
-    except ActivityError as e:
-        if not isinstance(e.cause, TimeoutError):
-            raise
-        attempts = (
-            f"after {task.max_attempts} attempt(s)"
-            if e.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-            else "(not retried)"
-        )
-        message = _timeout_message(f"{what} ({task.implementation})", attempts, task, e.cause)
-        await _timed_out(batch, task, activity_id, message, local=local)
-        raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
-    finally:
-        progress.ended(activity_id)
-    return result
+    return await _operations_activity(
+        batch,
+        [task],
+        "run_operation",
+        OperationInput(
+            deployment_id=batch.deployment_id,
+            execution_id=batch.execution_id,
+            workflow=batch.workflow,
+            task=task,
+            inputs=batch.operation_inputs,
+        ),
+        OperationResult,
+        activity_id=f"{task.instance_id}:{task.key}",
+        what=what,
+        where=f"{what} ({task.implementation})",
+        exhausted=f"after {task.max_attempts} attempt(s)",
+        progress=progress,
+        local=local,
+    )
 
 
 async def _run_chain(batch: BatchInput, tasks: Sequence[Task], progress: Progress, *, local: bool) -> ChainResult:
@@ -667,28 +646,59 @@ async def _run_chain(batch: BatchInput, tasks: Sequence[Task], progress: Progres
     its own attempts, retry interval and timeout (the activity applies them); Temporal's timeouts cover the
     chain: the sum of the operations' timeouts, and the shortest heartbeat timeout."""
     first, last = tasks[0], tasks[-1]
-    activity_id = f"{first.instance_id}:{first.key}..{last.key}"
     what = f"{first.instance_id} {', '.join(_short(t) for t in tasks)}"
+    return await _operations_activity(
+        batch,
+        tasks,
+        "run_operations",
+        ChainInput(
+            deployment_id=batch.deployment_id,
+            execution_id=batch.execution_id,
+            workflow=batch.workflow,
+            tasks=tuple(tasks),
+            inputs=batch.operation_inputs,
+        ),
+        ChainResult,
+        activity_id=f"{first.instance_id}:{first.key}..{last.key}",
+        what=what,
+        where=what,
+        exhausted="after its attempts",
+        progress=progress,
+        local=local,
+    )
+
+
+async def _operations_activity(
+    batch: BatchInput,
+    tasks: Sequence[Task],
+    name: str,
+    arg: OperationInput | ChainInput,
+    result_type: type[T],
+    *,
+    activity_id: str,
+    what: str,
+    where: str,
+    exhausted: str,
+    progress: Progress,
+    local: bool,
+) -> T:
+    """Runs the activity that runs ``tasks`` (one, or a chain), with options that cover them all: the sum of
+    their timeouts, the shortest heartbeat timeout, and a retry policy bounding the total (for one operation,
+    exactly its own). A Temporal timeout becomes a failure that says which timeout hit."""
     implementations = ", ".join(dict.fromkeys(t.implementation for t in tasks))
     progress.started(activity_id, f"{what} ({implementations})")
     timeout_s = sum(t.timeout_s for t in tasks)
     heartbeat_s = min(t.heartbeat_timeout_s for t in tasks)
     try:
-        result: ChainResult = await workflow.execute_activity(
-            "run_operations",
-            ChainInput(
-                deployment_id=batch.deployment_id,
-                execution_id=batch.execution_id,
-                workflow=batch.workflow,
-                tasks=tuple(tasks),
-                inputs=batch.operation_inputs,
-            ),
-            result_type=ChainResult,
+        result: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
             activity_id=activity_id,
             start_to_close_timeout=timedelta(seconds=timeout_s),
             heartbeat_timeout=timedelta(seconds=heartbeat_s),
             retry_policy=RetryPolicy(
-                # each operation's own limit is applied by the activity; this only bounds the total
+                # in a chain each operation's own limit is applied by the activity; this only bounds the total
                 maximum_attempts=sum(t.max_attempts for t in tasks),
                 initial_interval=timedelta(seconds=min(t.initial_interval_s for t in tasks)),
                 backoff_coefficient=min(t.backoff for t in tasks),
@@ -701,10 +711,9 @@ async def _run_chain(batch: BatchInput, tasks: Sequence[Task], progress: Progres
     except ActivityError as e:
         if not isinstance(e.cause, TimeoutError):
             raise
-        attempts = "after its attempts" if e.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else "(not retried)"
-        whole = first.model_copy(update={"timeout_s": timeout_s, "heartbeat_timeout_s": heartbeat_s})
-        message = _timeout_message(what, attempts, whole, e.cause)
-        await _timed_out(batch, first, activity_id, message, local=local)
+        attempts = exhausted if e.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else "(not retried)"
+        message = _timeout_message(where, attempts, timeout_s, heartbeat_s, e.cause)
+        await _timed_out(batch, tasks[0], activity_id, message, local=local)
         raise ApplicationError(message, type="OperationTimedOut", non_retryable=True) from None
     finally:
         progress.ended(activity_id)
@@ -737,14 +746,14 @@ async def _timed_out(batch: BatchInput, task: Task, activity_id: str, message: s
     )
 
 
-def _timeout_message(where: str, attempts: str, task: Task, timeout: TimeoutError) -> str:
+def _timeout_message(where: str, attempts: str, timeout_s: float, heartbeat_s: float, timeout: TimeoutError) -> str:
     if timeout.type == TimeoutType.HEARTBEAT:
         return (
-            f"{where} timed out {attempts}: no heartbeat for {task.heartbeat_timeout_s:g}s, so the worker running "
+            f"{where} timed out {attempts}: no heartbeat for {heartbeat_s:g}s, so the worker running "
             "it died or hung; check the workers (`tempano up` restarts them), then resume the execution"
         )
     return (
-        f"{where} timed out {attempts}: no result within {task.timeout_s:g}s (its start-to-close timeout); "
+        f"{where} timed out {attempts}: no result within {timeout_s:g}s (its start-to-close timeout); "
         "the plugin or the system it drives is stuck or slower than that: fix it, or raise the operation's "
         "tempano_timeout in the blueprint, then resume the execution"
     )
