@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
@@ -32,9 +32,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from tempano import blueprints  # its compiler (tosca-parser) loads on first use, not with the worker
 from tempano.api.settings import Settings
-from tempano.blueprints import Blueprint, blueprint_files, compile_path, load
-from tempano.blueprints import compile as compile_blueprint
 from tempano.blueprints.functions import FunctionError, evaluate
 from tempano.blueprints.plan import Plan
 from tempano.plugins.registry import PluginRegistry, load_plugins
@@ -50,6 +49,7 @@ from tempano.store import (
 )
 from tempano.store.resolver import StoreResolver, load_instances
 from tempano.store.topology import TopologyError, expand
+from tempano.workflows.api import progress_text
 from tempano.workflows.engine import (
     SA_BLUEPRINT,
     SA_DEPLOYMENT,
@@ -68,6 +68,11 @@ from tempano.workflows.models import (
     StartExecutionRequest,
     TerminateNotice,
 )
+
+if TYPE_CHECKING:
+    from tempano.blueprints import Blueprint
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -205,7 +210,7 @@ class Tempano:
             main_file = Path(blueprint.root_file).relative_to(root).as_posix()
             if blueprint.archive is None and Path(path).is_file():
                 # Its directory may hold anything (a home directory): only the files the blueprint names are kept.
-                files = [root / name for name in blueprint_files(blueprint, plan)]
+                files = [root / name for name in blueprints.blueprint_files(blueprint, plan)]
             else:
                 files = _tree_files(root, self.settings.data_dir)
             size = sum(file.stat().st_size for file in files)
@@ -248,7 +253,9 @@ class Tempano:
     def validate_blueprint_bytes(self, filename: str, content: bytes) -> Plan:
         """Compiles a YAML document or CSAR zip without storing anything."""
         with tempfile.TemporaryDirectory(prefix="tempano-validate-") as tmp:
-            return compile_path(_spool(Path(tmp), filename, content), has_operation=self._has_operation, confine=True)
+            return blueprints.compile_path(
+                _spool(Path(tmp), filename, content), has_operation=self._has_operation, confine=True
+            )
 
     def delete_blueprint(self, blueprint_id: str) -> None:
         """Deletes a blueprint no deployment uses (409 otherwise), with its stored files."""
@@ -350,18 +357,9 @@ class Tempano:
             declared=workflow in plan.imperative_workflows,
         )
         try:
-            ref: ExecutionRef = await asyncio.wait_for(
-                self.deployment_handle(deployment_id).execute_update(
-                    "start_execution", request, result_type=ExecutionRef
-                ),
-                self.settings.update_timeout,
+            ref = await self._update(
+                deployment_id, "start_execution", request, ExecutionRef, "the request", "It may still start"
             )
-        # (the SDK turns the cancellation by wait_for into its own error)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise TemporalUnavailable(
-                f"no worker took the request within {self.settings.update_timeout:.0f}s (task queue "
-                f"{self.settings.task_queue!r}): is a worker running? It may still start when one comes"
-            ) from None
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
@@ -372,6 +370,21 @@ class Tempano:
                 f"deployment {deployment_id}'s workflow is not running ({e.message})", status=409
             ) from None
         return ref
+
+    async def _update(self, deployment_id: str, name: str, arg: Any, result_type: type[T], what: str, later: str) -> T:
+        """A Workflow Update of the deployment's workflow, refused with a sentence when no worker takes it within
+        the update timeout (``later``: what may still happen when one comes)."""
+        try:
+            return await asyncio.wait_for(
+                self.deployment_handle(deployment_id).execute_update(name, arg, result_type=result_type),
+                self.settings.update_timeout,
+            )
+        # (the SDK turns the cancellation by wait_for into its own error)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise TemporalUnavailable(
+                f"no worker took {what} within {self.settings.update_timeout:.0f}s (task queue "
+                f"{self.settings.task_queue!r}): is a worker running? {later} when one comes"
+            ) from None
 
     async def unrecorded_execution(self, execution_id: str) -> UnrecordedExecution | None:
         """An execution its deployment's workflow holds but the store may not: the workflow records one only as it
@@ -418,18 +431,14 @@ class Tempano:
         """Cancels a running execution gracefully, or takes a queued one off its deployment's queue (and records
         it as cancelled: its deployment's workflow never will, and keeps it in view for 10 executions only)."""
         try:
-            result: str = await asyncio.wait_for(
-                self.deployment_handle(deployment_of(execution_id)).execute_update(
-                    "cancel_execution", CancelRequest(execution_id=execution_id), result_type=str
-                ),
-                self.settings.update_timeout,
+            result = await self._update(
+                deployment_of(execution_id),
+                "cancel_execution",
+                CancelRequest(execution_id=execution_id),
+                str,
+                f"the cancel of {execution_id}",
+                "The cancel may still happen",
             )
-        # (the SDK turns the cancellation by wait_for into its own error)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise TemporalUnavailable(
-                f"no worker took the cancel of {execution_id} within {self.settings.update_timeout:.0f}s (task "
-                f"queue {self.settings.task_queue!r}): is a worker running? The cancel may still happen when one comes"
-            ) from None
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             raise ServiceError(cause.message if isinstance(cause, ApplicationError) else str(e), status=409) from None
@@ -449,9 +458,14 @@ class Tempano:
         if held is None:
             return
         self.store.create_execution(
-            execution_id, deployment_id, held.seq, held.workflow, held.parameters, held.workflow_id
+            execution_id,
+            deployment_id,
+            held.seq,
+            held.workflow,
+            held.parameters,
+            held.workflow_id,
+            ended=("cancelled", CANCELLED_WHILE_QUEUED),
         )
-        self.store.set_execution_status(execution_id, "cancelled", error=CANCELLED_WHILE_QUEUED)
 
     async def terminate_execution(self, execution_id: str, reason: str = "") -> None:
         """The admin escape: ends the execution's workflow at once, without cancelling its operations
@@ -490,8 +504,9 @@ class Tempano:
             return out
         # The operations running now, from their events: an activity may run several of an instance in a row
         # (create, configure, start), and the workflow only knows the activity.
-        running = {e.node_instance_id: e for e in self.store.running_operations(execution_id)}
+        running: dict[str | None, EventRecord] = {}
         if execution.status not in TERMINAL:
+            running = {e.node_instance_id: e for e in self.store.running_operations(execution_id)}
             waiting = sorted(
                 f"{e.node_instance_id} {e.operation} ({e.data.get('implementation')})" for e in running.values()
             )
@@ -519,8 +534,7 @@ class Tempano:
             else:
                 out["details"] = view.details
                 if waiting:  # the store's operations are finer than the workflow's activities
-                    shown = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
-                    out["details"] = view.details.split("waiting on ", 1)[0] + f"waiting on {shown}"
+                    out["details"] = progress_text(view.done, view.total, waiting)
                 else:
                     out["waiting_on"] = list(view.waiting_on)
         out["pending"] = [
@@ -673,9 +687,9 @@ def _compile(path: Path, has_operation: Callable[[str], bool], *, confine: bool)
 
     The caller removes a CSAR's extraction (``blueprint.cleanup()``) once it has copied the files.
     """
-    blueprint = load(path, confine=confine)
+    blueprint = blueprints.load(path, confine=confine)
     try:
-        return blueprint, compile_blueprint(blueprint, has_operation=has_operation)
+        return blueprint, blueprints.compile(blueprint, has_operation=has_operation)
     except BaseException:
         blueprint.cleanup()
         raise

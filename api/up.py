@@ -29,6 +29,16 @@ class UpError(Exception):
     """The stack cannot come up; the message says why and what to do."""
 
 
+@contextmanager
+def exit_on_up_error(script: str) -> Iterator[None]:
+    """For scripts that start their own dev server (benchmarks, the replay recorder): a server that cannot come up
+    ends the script with the sentence saying why, not a traceback."""
+    try:
+        yield
+    except UpError as e:
+        sys.exit(f"{script}: {e}")
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -100,15 +110,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``grace`` seconds; reaped either way."""
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 15.0, *, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``grace`` seconds; reaped either way. ``group``: the
+    signals go to its whole process group (it was started in a session of its own)."""
     if proc.poll() is not None:
         return
-    proc.terminate()
+
+    def send(sig: signal.Signals) -> None:
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+
+    send(signal.SIGTERM)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        send(signal.SIGKILL)
         proc.wait()
 
 
@@ -169,14 +187,8 @@ class Service:
         self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, grace, group=True)
 
 
 class Stack:

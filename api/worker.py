@@ -39,7 +39,6 @@ def build_worker(
     task_queue: str,
     plugins: PluginRegistry | None = None,
     threads: int = 64,
-    executor: ThreadPoolExecutor | None = None,
 ) -> tuple[Worker, ThreadPoolExecutor]:
     """A worker for tempano's workflows and activities."""
     registry.load_custom_workflows()
@@ -48,7 +47,7 @@ def build_worker(
     # a share of the threads is kept for them, so a workflow task never waits behind dozens of operations (at
     # 10,000 instances it did, past the 10 s workflow task timeout).
     local = max(4, threads // 4)
-    pool = executor or ThreadPoolExecutor(max_workers=threads + local, thread_name_prefix="tempano-activity")
+    pool = ThreadPoolExecutor(max_workers=threads + local, thread_name_prefix="tempano-activity")
     worker = Worker(
         client,
         task_queue=task_queue,

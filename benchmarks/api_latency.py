@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from tempano.api.settings import Settings
-from tempano.api.up import free_port, stop_process, throwaway_dev_server, wait_for
+from tempano.api.up import exit_on_up_error, free_port, stop_process, throwaway_dev_server, wait_for
 from tempano.blueprints import compile as compile_blueprint
 from tempano.blueprints import load
 from tempano.store import Store
@@ -147,4 +147,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with exit_on_up_error("api_latency"):
+        sys.exit(main())

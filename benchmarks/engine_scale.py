@@ -35,7 +35,7 @@ from temporalio.client import Client
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import connect_when_ready, throwaway_dev_server
+from tempano.api.up import connect_when_ready, exit_on_up_error, throwaway_dev_server
 from tempano.api.worker import build_worker
 
 SLEEP = 1.0
@@ -240,4 +240,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     only_scale = "--no-critical-path" in args
     chosen = [int(a) for a in args if a.isdigit()] or ([] if "--critical-path" in args else [100, 1000, 10000])
-    asyncio.run(main(chosen, critical_path=not only_scale))
+    with exit_on_up_error("engine_scale"):
+        asyncio.run(main(chosen, critical_path=not only_scale))

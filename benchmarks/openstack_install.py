@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import connect_when_ready, throwaway_dev_server
+from tempano.api.up import connect_when_ready, exit_on_up_error, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins.openstack import forget_connections
 from tempano.plugins.openstack.testing import Faults, OpenStackEmulator, write_clouds_yaml
@@ -97,4 +97,5 @@ async def main(repeats: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))
+    with exit_on_up_error("openstack_install"):
+        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tempano.api.service import ServiceError, Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import connect_when_ready, throwaway_dev_server
+from tempano.api.up import connect_when_ready, exit_on_up_error, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins.lab import cleanup, leftovers
 from tempano.plugins.lab.testing import tcp_probe
@@ -159,4 +159,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_up_error("vfw_engine"):
+        main()

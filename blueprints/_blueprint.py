@@ -85,8 +85,8 @@ def _load(path: str | Path, allow_remote_imports: bool, limits: Limits, confine:
     try:
         is_dir = given.is_dir()
         exists = is_dir or given.exists()
-    except (OSError, ValueError) as exc:  # a name too long, a NUL byte: the file system refuses to look
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except OSError as exc:  # a name too long: the file system refuses to look (a NUL byte is just "not there")
+        reason = exc.strerror or str(exc)
         raise BlueprintLoadError(
             [ErrorDetail(f"no file can have this path ({reason}); check the path", _shown(str(path)))]
         ) from None

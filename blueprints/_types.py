@@ -221,9 +221,6 @@ class TypeIndex:
             if isinstance(definition, Mapping) and "default" in definition
         }
 
-    def attributes(self, name: str) -> dict[str, Any]:
-        return self._merged(name, "attributes")
-
     def capabilities(self, name: str) -> dict[str, Any]:
         return self._merged(name, "capabilities")
 

@@ -52,6 +52,12 @@ class ConfigurationError(NonRetryableError):
     """The blueprint gave properties or inputs the plugin cannot use."""
 
 
+def unhealthy(reason: str, **facts: Any) -> dict[str, Any]:
+    """A health check's answer for a broken instance: an answer, not an error (heal acts on it). The engine puts
+    the reason in the execution's history; ``facts`` (a status, the problems found) go along in the outputs."""
+    return {"healthy": False, "reason": reason, **facts}
+
+
 @dataclass(frozen=True)
 class Resource:
     """One entry of the resource ledger: something an operation created in an external system."""
@@ -156,7 +162,11 @@ class OperationContext(abc.ABC):
         if self.blueprint_dir is None:
             raise ConfigurationError(f"{where}: the blueprint directory is unknown, so {kind} {name!r} cannot be found")
         base = self.blueprint_dir.resolve()
-        path = (base / name).resolve()
+        try:
+            path = (base / name).resolve()
+            path.is_file()  # a stat: raises for a name too long (resolve raises for a NUL byte)
+        except (OSError, ValueError) as e:
+            raise ConfigurationError(f"{where}: no file can be named {kind} {name!r} ({e}); fix the path") from None
         if not path.is_relative_to(base):
             raise ConfigurationError(
                 f"{where}: {kind} {name!r} is outside the blueprint directory {base}; ship it with the blueprint "

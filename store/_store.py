@@ -267,11 +267,6 @@ class Store(ApiQueries):
             )
         return BlueprintRecord(**row._mapping)
 
-    def list_blueprints(self) -> list[BlueprintRecord]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(s.blueprints).order_by(s.blueprints.c.id)).all()
-        return [BlueprintRecord(**r._mapping) for r in rows]
-
     def delete_blueprint(self, blueprint_id: str) -> None:
         with self._begin() as conn:
             users = (
@@ -364,7 +359,13 @@ class Store(ApiQueries):
         workflow: str,
         parameters: Mapping[str, Any],
         workflow_id: str,
+        *,
+        ended: tuple[str, str] | None = None,
     ) -> ExecutionRecord:
+        """Records an execution as it starts (``pending``), or one that ended without running (``ended``: its
+        status and error, e.g. cancelled while queued), in one write."""
+        now = _now()
+        status, error = ended if ended is not None else ("pending", None)
         with self._begin() as conn:
             conn.execute(
                 self._insert_ignore(s.executions).values(
@@ -373,9 +374,11 @@ class Store(ApiQueries):
                     seq=seq,
                     workflow=workflow,
                     parameters=dict(parameters),
-                    status="pending",
+                    status=status,
+                    error=error,
                     workflow_id=workflow_id,
-                    created_at=_now(),
+                    created_at=now,
+                    ended_at=now if ended is not None else None,
                 )
             )
         return self.get_execution(execution_id)

@@ -10,7 +10,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import free_port, stop_process, temporal_command
+from tempano.api.up import UpError, connect_when_ready, free_port, stop_process, temporal_command
 from tempano.api.worker import build_worker
 from tempano.store import Store
 
@@ -50,16 +49,10 @@ class DevServer:
         self.proc = subprocess.Popen(
             cmd, stdout=self.log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"temporal dev server exited: {self.log_file.read_text()[-2000:]}")
-            try:
-                asyncio.run(_check(self.address))
-                return
-            except Exception:
-                time.sleep(0.3)
-        raise RuntimeError("temporal dev server did not start within 60s")
+        try:
+            asyncio.run(connect_when_ready(self.address, self.proc))
+        except UpError as e:
+            raise RuntimeError(f"{e}: {self.log_file.read_text()[-2000:]}") from None
 
     def kill(self) -> None:
         """SIGKILL: the server gets no chance to flush or close anything."""
@@ -70,11 +63,6 @@ class DevServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
-
-
-async def _check(address: str) -> None:
-    client = await Client.connect(address)
-    await client.service_client.check_health()
 
 
 @pytest.fixture(scope="session")

@@ -160,6 +160,17 @@ def failure_message(error: BaseException) -> str:
     return message
 
 
+def progress_text(done: int, total: int, waiting: Sequence[str], note: str = "") -> str:
+    """ "3/12 instances done; waiting on a, b, c, d, e and 2 more" (or the note when nothing is in flight)."""
+    parts = [f"{done}/{total} instances done"] if total else []
+    if waiting:
+        more = len(waiting) - Progress.SHOWN
+        parts.append(f"waiting on {', '.join(waiting[: Progress.SHOWN])}" + (f" and {more} more" if more > 0 else ""))
+    elif note:
+        parts.append(note)
+    return "; ".join(parts) or "working"
+
+
 class Progress:
     """What a run (an execution or a batch child) is doing now, kept as the workflow's current details so the
     Temporal UI and ``tempano executions show`` say what it waits on."""
@@ -181,14 +192,7 @@ class Progress:
         self.show()
 
     def text(self) -> str:
-        parts = [f"{self.done}/{self.total} instances done"] if self.total else []
-        if self.inflight:
-            waiting = sorted(self.inflight.values())
-            more = len(waiting) - self.SHOWN
-            parts.append(f"waiting on {', '.join(waiting[: self.SHOWN])}" + (f" and {more} more" if more > 0 else ""))
-        elif self.note:
-            parts.append(self.note)
-        return "; ".join(parts) or "working"
+        return progress_text(self.done, self.total, sorted(self.inflight.values()), self.note)
 
     def show(self) -> None:
         if workflow.in_workflow():  # not while the worker evicts the run (its coroutines close outside the loop)

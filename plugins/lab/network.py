@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tempano.plugins.contract import ConfigurationError, OperationContext
+from tempano.plugins.contract import ConfigurationError, OperationContext, unhealthy
 from tempano.plugins.lab import _deployment, _naming, _state, _system
-from tempano.plugins.lab._plugin import plugin, unhealthy
+from tempano.plugins.lab._plugin import plugin
 
 DEFAULT_MTU = 1500
 MIN_MTU, MAX_MTU = 576, 9000

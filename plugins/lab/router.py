@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tempano.plugins.contract import NonRetryableError, OperationContext
+from tempano.plugins.contract import NonRetryableError, OperationContext, unhealthy
 from tempano.plugins.lab import _system, server
-from tempano.plugins.lab._plugin import plugin, unhealthy
+from tempano.plugins.lab._plugin import plugin
 
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 

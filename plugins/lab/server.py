@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tempano.plugins.contract import NonRetryableError, OperationContext
+from tempano.plugins.contract import NonRetryableError, OperationContext, unhealthy
 from tempano.plugins.lab import _deployment, _naming, _sshd, _state, _system, _veth
-from tempano.plugins.lab._plugin import plugin, unhealthy
+from tempano.plugins.lab._plugin import plugin
 
 MGMT_INTERFACE = "mgmt0"
 

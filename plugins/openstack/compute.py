@@ -22,6 +22,7 @@ from tempano.plugins.contract import (
     OperationContext,
     ResourceNotFound,
     RetryableError,
+    unhealthy,
 )
 from tempano.plugins.openstack import _types as types
 from tempano.plugins.openstack._plugin import plugin
@@ -263,7 +264,9 @@ def _private_address(o: Op, server: Any, fixed: list[Mapping[str, Any]]) -> str 
     return str(fixed[0]["addr"])
 
 
-def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
+def _server_outputs(o: Op, server: Any, private_address: str | None = None) -> dict[str, Any]:
+    """The server's attributes; ``private_address``: already known (a start or stop keeps the first NIC's
+    address, which spares the port lookups of a server with several NICs)."""
     addresses = server.addresses or {}
     fixed = [a for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") != "floating"]
     floating = [a["addr"] for ips in addresses.values() for a in ips if a.get("OS-EXT-IPS:type") == "floating"]
@@ -273,7 +276,7 @@ def _server_outputs(o: Op, server: Any) -> dict[str, Any]:
         "cloud": o.where.cloud,
         "status": server.status,
         "host_id": server.host_id,
-        "private_address": _private_address(o, server, fixed),
+        "private_address": private_address or _private_address(o, server, fixed),
         "public_address": floating[0] if floating else None,
         "addresses": {net: [a["addr"] for a in ips] for net, ips in addresses.items()},
         "networks": {
@@ -347,7 +350,7 @@ def _power(ctx: OperationContext, action: str, wanted: str, from_status: str) ->
         )
         if server.status == "ERROR":
             raise RetryableError(f"{o.where} ({server.id}) went to ERROR on {action}; the retry tries again")
-    return _server_outputs(o, server)
+    return _server_outputs(o, server, o.ctx.attributes.get("private_address"))
 
 
 @plugin.operation("server.start")
@@ -381,14 +384,12 @@ def check_server(ctx: OperationContext) -> dict[str, Any]:
     with o.call("check the health of"):
         server = ignore_missing_get(o.compute.get_server)(server_id)
     if server is None:
-        return {"healthy": False, "reason": f"{o.where} ({server_id}) no longer exists"}
+        return unhealthy(f"{o.where} ({server_id}) no longer exists")
     if server.status != "ACTIVE":
         fault = (server.fault or {}).get("message", "")
-        return {
-            "healthy": False,
-            "status": server.status,
-            "reason": f"{o.where} ({server_id}) is {server.status}" + (f": {fault}" if fault else ""),
-        }
+        return unhealthy(
+            f"{o.where} ({server_id}) is {server.status}" + (f": {fault}" if fault else ""), status=server.status
+        )
     return {"healthy": True, "status": server.status}
 
 

@@ -10,20 +10,18 @@ a driver refuses a service type it does not offer with a ConfigurationError. Ope
 The checks answer ``{"healthy": false, "reason": ...}`` (with the driver's ``state`` and ``problems``) when
 the backend reports the site or link damaged; heal then re-creates it. A backend they cannot ask is an error.
 
-Errors (the contract's tree, plus one)::
+Errors (the contract's)::
 
     PluginError
      ├── RetryableError           controller 5xx, timeouts, unreachable controller, failed `ip` command
      └── NonRetryableError
           ├── AuthenticationFailed controller refused the site's credentials (401/403)
-          ├── ConfigurationError   bad site/link properties, missing secret, controller 4xx
-          └── LinkBroken           no longer raised (checks answer healthy: false); kept for code importing it
+          └── ConfigurationError   bad site/link properties, missing secret, controller 4xx
 """
 
 from tempano.plugins.sdn import ietf_l2vpn, linux, onos  # noqa: F401  (register the drivers)
 from tempano.plugins.sdn.driver import (
     Credentials,
-    LinkBroken,
     LinkEnd,
     LinkSpec,
     LinkState,
@@ -38,7 +36,6 @@ from tempano.plugins.sdn.operations import plugin
 
 __all__ = [
     "Credentials",
-    "LinkBroken",
     "LinkEnd",
     "LinkSpec",
     "LinkState",

@@ -16,17 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tempano.plugins.contract import ConfigurationError, NonRetryableError, Resource
+from tempano.plugins.contract import ConfigurationError, Resource
 
 ServiceType = Literal["L2", "L3"]
 
 Recorder = Callable[[str, str, Mapping[str, Any]], None]
 """``record(kind, resource_id, data)``: writes a resource to the ledger as soon as it exists."""
-
-
-class LinkBroken(NonRetryableError):
-    """Formerly raised by the checks for a damaged link or site; they now answer ``healthy: false`` instead
-    (heal acts on the answer). Nothing in tempano raises it; it stays for code that imports or catches it."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from tempano.plugins.contract import ConfigurationError, InstanceView, OperationContext, Plugin, Resource
+from tempano.plugins.contract import (
+    ConfigurationError,
+    InstanceView,
+    OperationContext,
+    Plugin,
+    Resource,
+    unhealthy,
+)
 from tempano.plugins.sdn.driver import (
     Credentials,
     LinkEnd,
@@ -173,12 +180,11 @@ def _unhealthy(kind: Literal["site", "link"], name: str, status: LinkStatus) -> 
     """A check's answer for a site or link the backend reports damaged: what is wrong, where (the problems name
     the interface, VPLS or controller), and what heal will do; the engine records the reason in the history."""
     problems = "; ".join(status.problems) or "the driver gave no details"
-    return {
-        "healthy": False,
-        "reason": f"{kind} {name!r} is {status.state.value}: {problems}; heal re-creates the {kind}",
-        "state": status.state.value,
-        "problems": list(status.problems),
-    }
+    return unhealthy(
+        f"{kind} {name!r} is {status.state.value}: {problems}; heal re-creates the {kind}",
+        state=status.state.value,
+        problems=list(status.problems),
+    )
 
 
 def _delete_ledger(ctx: OperationContext, site: SiteSpec, what: str) -> list[str]:

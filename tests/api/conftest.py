@@ -17,7 +17,7 @@ from tempano.api.auth import issue_token
 from tempano.api.service import Tempano
 from tempano.api.up import free_port
 
-__all__ = ["Api", "free_port"]
+__all__ = ["Api"]
 
 
 @dataclass

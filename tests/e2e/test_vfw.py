@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,25 +51,26 @@ async def probe(out: dict[str, str], port: int) -> str:
     return await asyncio.to_thread(tcp_probe, out["client_namespace"], out["server_address"], port)
 
 
-async def passes(out: dict[str, str], port: int, *, within: float = 30.0) -> bool:
-    """True once the port answers from the client (a recreated path may take a moment to learn its neighbours)."""
+async def until(out: dict[str, str], port: int, ok: Callable[[str], bool], within: float) -> bool:
+    """True once the client's probe of ``port`` answers what ``ok`` accepts, within ``within`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        if await probe(out, port) == GREETING:
+        if ok(await probe(out, port)):
             return True
         if loop.time() > deadline:
             return False
         await asyncio.sleep(0.5)
 
 
+async def passes(out: dict[str, str], port: int, *, within: float = 30.0) -> bool:
+    """True once the port answers from the client (a recreated path may take a moment to learn its neighbours)."""
+    return await until(out, port, lambda answer: answer == GREETING, within)
+
+
 async def stops(out: dict[str, str], port: int, *, within: float = 60.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if (await probe(out, port)).startswith("error:"):
-            return True
-        await asyncio.sleep(0.5)
-    return False
+    """True once the client's connection fails (a socket error from the probe, not a probe that could not run)."""
+    return await until(out, port, lambda answer: answer.startswith(("error: timed out", "error: [Errno")), within)
 
 
 async def dropped(out: dict[str, str], port: int) -> bool:

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import connect_when_ready, throwaway_dev_server
+from tempano.api.up import connect_when_ready, exit_on_up_error, throwaway_dev_server
 from tempano.api.worker import build_worker
 from tempano.plugins import builtin
 from tempano.plugins.registry import PluginRegistry
@@ -113,4 +113,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_up_error("record"):
+        main()

@@ -142,6 +142,9 @@ def test_bad_references_are_sentences(tmp_path: Path) -> None:
         run(context(tmp_path, "missing.sh"))
     with pytest.raises(ConfigurationError, match="outside the blueprint directory"):
         run(context(tmp_path, "../escape.sh"))
+    for impossible in ("x" * 300 + ".sh", "a\0b.sh"):  # the file system raises for these, not "no such file"
+        with pytest.raises(ConfigurationError, match="no file can be named script"):
+            run(context(tmp_path, impossible))
     with pytest.raises(ConfigurationError, match="needs the input `script`"):
         run(context(tmp_path, ""))
     write(tmp_path, "ok.sh", "true\n")
