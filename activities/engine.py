@@ -35,7 +35,7 @@ from tempano.blueprints.plan import (
 )
 from tempano.plugins.contract import InstanceView, PluginError, Relationship, RetryableError
 from tempano.plugins.registry import PluginRegistry, UnknownOperation
-from tempano.store import NewEvent, NodeInstanceRecord, NotFound, Store
+from tempano.store import NewEvent, NodeInstanceRecord, NotFound, Store, Writes
 from tempano.store import topology as topo
 from tempano.store.resolver import StoreResolver, operation_instances
 from tempano.workflows.models import (
@@ -97,13 +97,19 @@ def _heartbeating(fn: F) -> F:
 
 
 @dataclass
-class _ChainReads:
-    """The instances a chain of operations read at its start, and those its operations wrote since."""
+class _Chain:
+    """A chain of operations in progress: the instances it read at its start (kept current with its own writes),
+    the instances its operations wrote to besides their own (read again before the next operation), and the end
+    of its last operation, not yet written: it is committed with the next operation's start, or alone when the
+    chain stops."""
 
     instances: dict[str, NodeInstanceRecord]
     written: set[str] = field(default_factory=set)
     current: ActivityContext | None = None
     restart: threading.Event = field(default_factory=threading.Event)
+    unwritten: Callable[[Writes], None] | None = None
+    unwritten_id: str | None = None
+    first: bool = True
 
     @contextmanager
     def running(self, ctx: ActivityContext) -> Iterator[None]:
@@ -121,6 +127,20 @@ class _ChainReads:
             current.heartbeat()
         else:
             activity.heartbeat()
+
+    def defer(self, instance_id: str, finish: Callable[[Writes], None]) -> None:
+        self.unwritten, self.unwritten_id = finish, instance_id
+
+    def flush(self, writes: Writes) -> None:
+        """Adds the last operation's unwritten end to a transaction."""
+        if self.unwritten is not None:
+            self.unwritten(writes)
+        self.unwritten = self.unwritten_id = None
+
+    def flush_alone(self, store: Store) -> None:
+        if self.unwritten is not None:
+            with store.together() as writes:
+                self.flush(writes)
 
 
 class OperationTimeout(RetryableError):
@@ -285,10 +305,10 @@ class EngineActivities:
         # write are read again before each one).
         plan = self.plan(input.deployment_id)
         owner = self.store.node_instance(input.deployment_id, first.instance_id)
-        known = _ChainReads(operation_instances(self.store, plan, input.deployment_id, [owner]))
+        chain = _Chain(operation_instances(self.store, plan, input.deployment_id, [owner]))
         # One heartbeat thread for the chain, beating for the operation running (a thread per operation cost
         # more than the operation itself when dozens start together).
-        with heartbeating(known.beat, f"heartbeat-{first.instance_id}", known.restart):
+        with heartbeating(chain.beat, f"heartbeat-{first.instance_id}", chain.restart), self._ending(chain):
             for task in input.tasks:
                 if task.key in done:
                     continue
@@ -308,19 +328,25 @@ class EngineActivities:
                         "attempt(s): its last attempt never reported back (the worker running it died or hung); check "
                         "the workers (`tempano up` restarts them), then resume the execution"
                     )
-                    self._event(
-                        f"{input.execution_id}:{task.instance_id}:{task.key}:lost",
-                        one,
-                        "operation_failed",
-                        message,
-                        level="error",
-                        data={"task": task.key, "final": True},
-                    )
+                    with self.store.together() as writes:
+                        chain.flush(writes)
+                        writes.add_events(
+                            [
+                                self._new_event(
+                                    f"{input.execution_id}:{task.instance_id}:{task.key}:lost",
+                                    one,
+                                    "operation_failed",
+                                    message,
+                                    level="error",
+                                    data={"task": task.key, "final": True},
+                                )
+                            ]
+                        )
                     raise ApplicationError(message, type="OperationLost", non_retryable=True)
                 mine = previous.get(TASK_TAG) == task.key
                 try:
                     result = self._operation(
-                        one, attempt, {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {}, known
+                        one, attempt, {k: v for k, v in previous.items() if k != TASK_TAG} if mine else {}, chain
                     )
                 except ApplicationError as e:
                     if e.non_retryable or attempt >= task.max_attempts:
@@ -331,33 +357,45 @@ class EngineActivities:
                 unhealthy = unhealthy or result.healthy is False
         return ChainResult(operations=ran, unhealthy=unhealthy)
 
+    @contextmanager
+    def _ending(self, chain: _Chain) -> Iterator[None]:
+        """Writes the chain's last unwritten operation end, however the chain stops (it succeeded)."""
+        try:
+            yield
+        finally:
+            chain.flush_alone(self.store)
+
     def _operation(
         self,
         input: OperationInput,
         attempt: int,
         previous: Mapping[str, Any],
-        known: _ChainReads | None = None,
+        chain: _Chain | None = None,
     ) -> OperationResult:
-        """One attempt of one operation. In a chain (``known``: what the chain has read), the operation's own
-        timeout is applied here (Temporal's start-to-close timeout covers the whole chain), and its heartbeat
-        details name it, so a retried chain gives them back only to it."""
+        """One attempt of one operation. In a chain, the operation's own timeout is applied here (Temporal's
+        start-to-close timeout covers the whole chain), its heartbeat details name it, so a retried chain gives
+        them back only to it, and its end is written with the next operation's start."""
         task = input.task
         plan = self.plan(input.deployment_id)
         deployment_id = input.deployment_id
-        if known is None:
+        if chain is None:
             owner = self.store.node_instance(deployment_id, task.instance_id)
             instances = operation_instances(self.store, plan, deployment_id, [owner])
         else:
-            # In a chain: what the chain read at its start, with the instances an operation may write (its own,
-            # its target, and what the chain's earlier operations wrote) read again.
-            fresh_ids = sorted({task.instance_id, *filter(None, [task.target_id]), *known.written})
-            fresh = {i.id: i for i in self.store.node_instances(deployment_id, ids=fresh_ids, include_removed=True)}
-            if task.instance_id not in fresh:
+            # In a chain: what the chain read at its start, kept current with its own writes (an instance's
+            # operations of a step are the only ones writing to it meanwhile); read again: a relationship's target
+            # (other instances' chains may write to it) and what the chain's operations wrote to other instances.
+            stale = {*filter(None, [task.target_id]), *chain.written} if not chain.first else set()
+            stale.discard(chain.unwritten_id or "")
+            if stale:
+                fresh = self.store.node_instances(deployment_id, ids=sorted(stale), include_removed=True)
+                chain.instances.update((i.id, i) for i in fresh)
+            chain.written.clear()
+            chain.first = False
+            if task.instance_id not in chain.instances:
                 raise NotFound(f"deployment {deployment_id!r} has no node instance {task.instance_id!r}")
-            known.instances.update(fresh)
-            known.written.clear()
-            owner = fresh[task.instance_id]
-            instances = dict(known.instances)
+            owner = chain.instances[task.instance_id]
+            instances = dict(chain.instances)
         if task.target_id is not None and task.target_id not in instances:
             instances[task.target_id] = self.store.node_instance(deployment_id, task.target_id)
         run_on = task.target_id if task.side == "target" and task.target_id else task.instance_id
@@ -384,7 +422,21 @@ class EngineActivities:
                 inputs.update(dict(evaluate(input.inputs, resolver)))
             fn = self.plugins.resolve(spec.implementation)
         except (FunctionError, UnknownOperation, NotFound) as e:
-            self._event(prefix, input, "operation_failed", f"{where} cannot start: {e}", level="error", attempt=attempt)
+            with self.store.together() as writes:
+                if chain is not None:
+                    chain.flush(writes)
+                writes.add_events(
+                    [
+                        self._new_event(
+                            prefix,
+                            input,
+                            "operation_failed",
+                            f"{where} cannot start: {e}",
+                            level="error",
+                            attempt=attempt,
+                        )
+                    ]
+                )
             raise ApplicationError(f"{where}: {e}", type=type(e).__name__, non_retryable=True) from None
 
         views = {
@@ -407,7 +459,7 @@ class EngineActivities:
             source=views[task.instance_id] if rel is not None else None,
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
             heartbeat_details=previous,
-            tag=task.key if known is not None else None,
+            tag=task.key if chain is not None else None,
         )
         state_before = instances[run_on].state
         # The state change and the started event in one transaction (one store round trip).
@@ -419,14 +471,17 @@ class EngineActivities:
             data={"task": task.key, "implementation": spec.implementation, "state": task.state_before},
             attempt=attempt,
         )
-        if task.state_before:
-            self.store.set_states(deployment_id, [run_on], task.state_before, events=[started_event])
-        else:
-            self.store.add_events([started_event])
+        with self.store.together() as writes:  # with the previous operation's end, in a chain
+            if chain is not None:
+                chain.flush(writes)
+            if task.state_before:
+                writes.set_states(deployment_id, [run_on], task.state_before, events=[started_event])
+            else:
+                writes.add_events([started_event])
         timed_out = threading.Event()
         try:
-            with ctx.auto_heartbeat() if known is None else known.running(ctx):
-                outputs = (fn(ctx) if known is None else _within(task.timeout_s, fn, ctx, timed_out)) or {}
+            with ctx.auto_heartbeat() if chain is None else chain.running(ctx):
+                outputs = (fn(ctx) if chain is None else _within(task.timeout_s, fn, ctx, timed_out)) or {}
         except Exception as e:
             if timed_out.is_set() and not activity.is_cancelled():
                 timeout = OperationTimeout(
@@ -454,37 +509,55 @@ class EngineActivities:
                 raise CancelledError(f"{where} cancelled") from None
             self._failed(input, task, attempt, prefix, where, plugin_name, ctx, started, e)
         elapsed = time.monotonic() - started
-        for view in views.values():
-            if view.attribute_writes and view.id != run_on:
-                self.store.merge_attributes(deployment_id, view.id, view.attribute_writes)
-        if known is not None:
-            known.written.update(view.id for view in views.values() if view.attribute_writes)
+        others = [view for view in views.values() if view.attribute_writes and view.id != run_on]
+        for view in others:
+            self.store.merge_attributes(deployment_id, view.id, view.attribute_writes)
         # What the operation changed, its log lines and the succeeded event in one transaction, last: resume
         # skips what succeeded, so nothing of it may be missing once the event is there.
         healthy = outputs.get("healthy") if isinstance(outputs, Mapping) else None
         verdict = f": unhealthy ({outputs.get('reason') or 'no reason given'})" if healthy is False else ""
-        self.store.merge_attributes(
-            deployment_id,
-            run_on,
-            views[run_on].attribute_writes,
-            outputs=(task.operation, dict(outputs)),
-            state=task.state_after,
-            events=[
-                *(
-                    self._new_event(f"{prefix}:log{i}", input, "log", line, instance=run_on, attempt=attempt)
-                    for i, line in enumerate(ctx.lines)
-                ),
-                self._new_event(
-                    prefix,
-                    input,
-                    "operation_succeeded",
-                    f"{where} succeeded in {elapsed:.2f}s{verdict}",
-                    duration=elapsed,
-                    data={"task": task.key, "state": task.state_after},
-                    attempt=attempt,
-                ),
-            ],
-        )
+        writes_here = views[run_on].attribute_writes
+        events = [
+            *(
+                self._new_event(f"{prefix}:log{i}", input, "log", line, instance=run_on, attempt=attempt)
+                for i, line in enumerate(ctx.lines)
+            ),
+            self._new_event(
+                prefix,
+                input,
+                "operation_succeeded",
+                f"{where} succeeded in {elapsed:.2f}s{verdict}",
+                duration=elapsed,
+                data={"task": task.key, "state": task.state_after},
+                attempt=attempt,
+            ),
+        ]
+
+        def finish(writes: Writes) -> None:
+            writes.merge_attributes(
+                deployment_id,
+                run_on,
+                writes_here,
+                outputs=(task.operation, dict(outputs)),
+                state=task.state_after,
+                events=events,
+            )
+
+        if chain is None:
+            with self.store.together() as writes:
+                finish(writes)
+        else:
+            # Written with the next operation's start (or when the chain stops); meanwhile the chain sees it.
+            chain.defer(run_on, finish)
+            mine = instances[run_on]
+            chain.instances[run_on] = mine.model_copy(
+                update={
+                    "attributes": {**mine.attributes, **writes_here},
+                    "outputs": {**mine.outputs, task.operation: dict(outputs)},
+                    "state": task.state_after or task.state_before or mine.state,
+                }
+            )
+            chain.written.update(view.id for view in others)
         return OperationResult(outputs=_jsonable(outputs), healthy=healthy if isinstance(healthy, bool) else None)
 
     def _failed(

@@ -1,7 +1,7 @@
 """The runtime store: deployments, node instances, resource ledger, events, blueprints (SQLite or PostgreSQL)."""
 
 from tempano.store._api import BlueprintSummary, DeploymentSummary, TokenRecord
-from tempano.store._store import Conflict, NotFound, Store, StoreError
+from tempano.store._store import Conflict, NotFound, Store, StoreError, Writes
 from tempano.store.records import (
     BlueprintRecord,
     DeploymentRecord,
@@ -29,4 +29,5 @@ __all__ = [
     "Store",
     "StoreError",
     "TokenRecord",
+    "Writes",
 ]

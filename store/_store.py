@@ -480,17 +480,18 @@ class Store(ApiQueries):
         self, deployment_id: str, instance_ids: Sequence[str], state: str, *, events: Sequence[NewEvent] = ()
     ) -> None:
         """Sets the instances' state, and adds the events in the same transaction."""
-        if not instance_ids and not events:
-            return
+        with self.together() as writes:
+            writes.set_states(deployment_id, instance_ids, state, events=events)
 
-        def write(conn: Connection) -> None:
-            if instance_ids:
-                conn.execute(
-                    _SET_STATES, {"deployment": deployment_id, "instances": list(instance_ids), "new_state": state}
-                )
-            self._insert_events(conn, events)
-
-        self._write(write)
+    @contextmanager
+    def together(self) -> Iterator[Writes]:
+        """Collects state changes, attribute merges and events, and commits them in one transaction when the block
+        ends (nothing is written if it raises): a chain of operations writes one operation's end and the next
+        one's start at once."""
+        writes = Writes(self)
+        yield writes
+        if writes.pending:
+            self._write(writes.run)
 
     def mark_removed(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         with self._begin() as conn:
@@ -512,28 +513,8 @@ class Store(ApiQueries):
     ) -> None:
         """Merges attribute writes (and an operation's outputs) into the instance, and adds the events in the same
         transaction; idempotent."""
-        this = {"deployment": deployment_id, "instance": instance_id}
-
-        def write(conn: Connection) -> None:
-            self._insert_events(conn, events)
-            # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
-            # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
-            # writing to a shared target) would otherwise lose each other's writes.
-            conn.execute(_LOCK_INSTANCE, this)
-            row = conn.execute(_READ_RUNTIME, this).first()
-            if row is None:
-                raise NotFound(f"deployment {deployment_id!r} has no node instance {instance_id!r}")
-            attributes = {**(row.attributes or {}), **writes}
-            all_outputs = dict(row.outputs or {})
-            if outputs is not None:
-                all_outputs[outputs[0]] = dict(outputs[1])
-            values = {**this, "new_attributes": attributes, "new_outputs": all_outputs}
-            if state is None:
-                conn.execute(_WRITE_RUNTIME, values)
-            else:
-                conn.execute(_WRITE_RUNTIME_STATE, {**values, "new_state": state})
-
-        self._write(write)
+        with self.together() as together:
+            together.merge_attributes(deployment_id, instance_id, writes, outputs=outputs, state=state, events=events)
 
     def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""
@@ -636,8 +617,8 @@ class Store(ApiQueries):
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
         """Adds events in one transaction, each once (see :meth:`add_event`)."""
-        if events:
-            self._write(lambda conn: self._insert_events(conn, events))
+        with self.together() as writes:
+            writes.add_events(events)
 
     def _insert_events(self, conn: Connection, events: Sequence[NewEvent]) -> None:
         if events:
@@ -744,6 +725,72 @@ class Store(ApiQueries):
         with self._begin() as conn:
             if conn.execute(delete(s.secrets).where(s.secrets.c.name == name)).rowcount == 0:
                 raise NotFound(f"no secret {name!r}")
+
+
+class Writes:
+    """The writes of one :meth:`Store.together` block, run in order in its transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.pending: list[Callable[[Connection], None]] = []
+
+    def run(self, conn: Connection) -> None:
+        for write in self.pending:
+            write(conn)
+
+    def set_states(
+        self, deployment_id: str, instance_ids: Sequence[str], state: str, *, events: Sequence[NewEvent] = ()
+    ) -> None:
+        """Sets the instances' state, and adds the events."""
+        if instance_ids:
+            params = {"deployment": deployment_id, "instances": list(instance_ids), "new_state": state}
+
+            def write(conn: Connection) -> None:
+                conn.execute(_SET_STATES, params)
+
+            self.pending.append(write)
+        self.add_events(events)
+
+    def add_events(self, events: Sequence[NewEvent]) -> None:
+        """Adds events, each once (see :meth:`Store.add_event`)."""
+        if events:
+            store, listed = self._store, list(events)
+            self.pending.append(lambda conn: store._insert_events(conn, listed))
+
+    def merge_attributes(
+        self,
+        deployment_id: str,
+        instance_id: str,
+        writes: Mapping[str, Any],
+        *,
+        outputs: tuple[str, Mapping[str, Any]] | None = None,
+        state: str | None = None,
+        events: Sequence[NewEvent] = (),
+    ) -> None:
+        """Merges attribute writes (and an operation's outputs) into the instance, sets its state, and adds the
+        events; idempotent."""
+        this = {"deployment": deployment_id, "instance": instance_id}
+        self.add_events(events)
+
+        def write(conn: Connection) -> None:
+            # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
+            # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
+            # writing to a shared target) would otherwise lose each other's writes.
+            conn.execute(_LOCK_INSTANCE, this)
+            row = conn.execute(_READ_RUNTIME, this).first()
+            if row is None:
+                raise NotFound(f"deployment {deployment_id!r} has no node instance {instance_id!r}")
+            attributes = {**(row.attributes or {}), **writes}
+            all_outputs = dict(row.outputs or {})
+            if outputs is not None:
+                all_outputs[outputs[0]] = dict(outputs[1])
+            values = {**this, "new_attributes": attributes, "new_outputs": all_outputs}
+            if state is None:
+                conn.execute(_WRITE_RUNTIME, values)
+            else:
+                conn.execute(_WRITE_RUNTIME_STATE, {**values, "new_state": state})
+
+        self.pending.append(write)
 
 
 def _instance(row: Row[Any]) -> NodeInstanceRecord:

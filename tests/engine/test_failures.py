@@ -168,3 +168,61 @@ async def test_an_operation_inside_an_instance_chain_keeps_its_own_timeout_and_a
     failed = [e.message for e in events if e.type == "operation_failed"]
     assert len(failed) == 2 and failed[0].endswith("(will retry)")
     assert engine.store.node_instance("chain-timeout-1", "box_1").state == "error"
+
+
+WRITES = """tosca_definitions_version: tosca_simple_yaml_1_3
+node_types:
+  test.nodes.Port:
+    derived_from: tempano.nodes.Root
+    attributes:
+      port: { type: string }
+      seen: { type: string }
+topology_template:
+  node_templates:
+    box:
+      type: test.nodes.Port
+      interfaces:
+        Standard:
+          create:
+            implementation: builtin.set_attributes
+            inputs: { port: "8080" }
+          configure:
+            implementation: builtin.set_attributes
+            inputs: { seen: { get_attribute: [ SELF, port ] } }
+          start:
+            implementation: builtin.noop
+            inputs: { fifth: { token: [ { get_attribute: [ SELF, port ] }, ":", 5 ] } }
+"""
+
+
+async def test_a_chain_s_operations_see_each_other_s_writes_and_a_failure_keeps_what_succeeded(
+    engine: Tempano, tmp_path: Any
+) -> None:
+    """In a chain, an operation's end is written together with the next one's start: configure still reads the
+    attribute create wrote; when start cannot begin, create's and configure's ends are in the store before its
+    failure, and a resumption does not run them again."""
+    path = tmp_path / "writes.yaml"
+    path.write_text(WRITES)
+    engine.upload_blueprint("chain-writes", path)
+    await engine.create_deployment("chain-writes-1", "chain-writes")
+    execution = await engine.run("chain-writes-1", "install", timeout=120)
+    assert execution.status == "failed"
+    assert "box_1 (node box) Standard.start: token: '8080' split on ':' has no token 5" in (execution.error or "")
+    box = engine.store.node_instance("chain-writes-1", "box_1")
+    assert box.attributes == {"port": "8080", "seen": "8080"}
+    assert set(box.outputs) == {"Standard.create", "Standard.configure"}
+    events = engine.store.events("chain-writes-1", execution_id=execution.id)
+    order = [(e.operation, e.type) for e in events if e.type.startswith("operation_")]
+    assert order == [
+        ("Standard.create", "operation_started"),
+        ("Standard.create", "operation_succeeded"),
+        ("Standard.configure", "operation_started"),
+        ("Standard.configure", "operation_succeeded"),
+        ("Standard.start", "operation_failed"),
+    ]
+
+    ref = await engine.start_execution("chain-writes-1", "install", resume_of=execution.id)
+    again = await engine.wait_execution(ref.execution_id, timeout=120)
+    assert again.status == "failed"
+    rerun = [e.operation for e in engine.store.events("chain-writes-1", execution_id=again.id) if "operation" in e.type]
+    assert rerun == ["Standard.start"]
