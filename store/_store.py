@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -60,8 +61,9 @@ _SET_STATES = (
     .where(_NI.c.deployment_id == bindparam("deployment"), _NI.c.id.in_(bindparam("instances", expanding=True)))
     .values(state=bindparam("new_state"), version=_NI.c.version + 1)
 )
-_LOCK_INSTANCE = update(_NI).where(*_THIS_INSTANCE).values(version=_NI.c.version + 1)
-_READ_RUNTIME = select(_NI.c.attributes, _NI.c.outputs).where(*_THIS_INSTANCE)
+_LOCK_AND_READ_RUNTIME = (
+    update(_NI).where(*_THIS_INSTANCE).values(version=_NI.c.version + 1).returning(_NI.c.attributes, _NI.c.outputs)
+)
 _WRITE_RUNTIME = (
     update(_NI)
     .where(*_THIS_INSTANCE)
@@ -727,35 +729,78 @@ class Store(ApiQueries):
                 raise NotFound(f"no secret {name!r}")
 
 
+@dataclass
+class _Merge:
+    deployment_id: str
+    instance_id: str
+    writes: Mapping[str, Any]
+    outputs: tuple[str, Mapping[str, Any]] | None
+    state: str | None
+
+    def run(self, conn: Connection) -> None:
+        this = {"deployment": self.deployment_id, "instance": self.instance_id}
+        # Lock the row as it is read (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
+        # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
+        # writing to a shared target) would otherwise lose each other's writes.
+        row = conn.execute(_LOCK_AND_READ_RUNTIME, this).first()
+        if row is None:
+            raise NotFound(f"deployment {self.deployment_id!r} has no node instance {self.instance_id!r}")
+        attributes = {**(row.attributes or {}), **self.writes}
+        all_outputs = dict(row.outputs or {})
+        if self.outputs is not None:
+            all_outputs[self.outputs[0]] = dict(self.outputs[1])
+        values = {**this, "new_attributes": attributes, "new_outputs": all_outputs}
+        if self.state is None:
+            conn.execute(_WRITE_RUNTIME, values)
+        else:
+            conn.execute(_WRITE_RUNTIME_STATE, {**values, "new_state": self.state})
+
+
+@dataclass
+class _States:
+    deployment_id: str
+    instance_ids: list[str]
+    state: str
+
+    def run(self, conn: Connection) -> None:
+        conn.execute(
+            _SET_STATES, {"deployment": self.deployment_id, "instances": self.instance_ids, "new_state": self.state}
+        )
+
+
 class Writes:
-    """The writes of one :meth:`Store.together` block, run in order in its transaction."""
+    """The writes of one :meth:`Store.together` block, run in its transaction: the events first, in the order they
+    came (one statement), then the instance changes in theirs. A state set on the instance that the write before
+    merged into becomes part of that merge (a chain's "configured" then "starting" is one UPDATE)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.pending: list[Callable[[Connection], None]] = []
+        self._events: list[NewEvent] = []
+        self._changes: list[_Merge | _States] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._events or self._changes)
 
     def run(self, conn: Connection) -> None:
-        for write in self.pending:
-            write(conn)
+        self._store._insert_events(conn, self._events)
+        for change in self._changes:
+            change.run(conn)
 
     def set_states(
         self, deployment_id: str, instance_ids: Sequence[str], state: str, *, events: Sequence[NewEvent] = ()
     ) -> None:
         """Sets the instances' state, and adds the events."""
-        if instance_ids:
-            params = {"deployment": deployment_id, "instances": list(instance_ids), "new_state": state}
-
-            def write(conn: Connection) -> None:
-                conn.execute(_SET_STATES, params)
-
-            self.pending.append(write)
+        last = self._changes[-1] if self._changes else None
+        if isinstance(last, _Merge) and (last.deployment_id, [last.instance_id]) == (deployment_id, list(instance_ids)):
+            last.state = state
+        elif instance_ids:
+            self._changes.append(_States(deployment_id, list(instance_ids), state))
         self.add_events(events)
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
         """Adds events, each once (see :meth:`Store.add_event`)."""
-        if events:
-            store, listed = self._store, list(events)
-            self.pending.append(lambda conn: store._insert_events(conn, listed))
+        self._events.extend(events)
 
     def merge_attributes(
         self,
@@ -769,28 +814,8 @@ class Writes:
     ) -> None:
         """Merges attribute writes (and an operation's outputs) into the instance, sets its state, and adds the
         events; idempotent."""
-        this = {"deployment": deployment_id, "instance": instance_id}
+        self._changes.append(_Merge(deployment_id, instance_id, dict(writes), outputs, state))
         self.add_events(events)
-
-        def write(conn: Connection) -> None:
-            # Lock the row before reading it (an UPDATE takes PostgreSQL's row lock and SQLite's write lock, where
-            # SELECT ... FOR UPDATE does not exist): concurrent merges into one instance (relationship operations
-            # writing to a shared target) would otherwise lose each other's writes.
-            conn.execute(_LOCK_INSTANCE, this)
-            row = conn.execute(_READ_RUNTIME, this).first()
-            if row is None:
-                raise NotFound(f"deployment {deployment_id!r} has no node instance {instance_id!r}")
-            attributes = {**(row.attributes or {}), **writes}
-            all_outputs = dict(row.outputs or {})
-            if outputs is not None:
-                all_outputs[outputs[0]] = dict(outputs[1])
-            values = {**this, "new_attributes": attributes, "new_outputs": all_outputs}
-            if state is None:
-                conn.execute(_WRITE_RUNTIME, values)
-            else:
-                conn.execute(_WRITE_RUNTIME_STATE, {**values, "new_state": state})
-
-        self.pending.append(write)
 
 
 def _instance(row: Row[Any]) -> NodeInstanceRecord:
