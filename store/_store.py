@@ -95,6 +95,11 @@ class _Write(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
+SQLITE_POOL = 96
+"""Connections kept open to a SQLite store: at least the worker's threads (64 for operations, 16 for store
+activities) and the API's."""
+
+
 class _GroupCommit:
     """SQLite has one writer. When dozens of activity threads write at once (a step of 25 operations starting or
     ending together), committing each write alone queues them behind each other, and each holder of the write
@@ -165,8 +170,11 @@ class Store(ApiQueries):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Every thread of a worker may read at once (dozens of operations starting together): a connection pool
+            # smaller than that closed the connections beyond it at each return, and opened them again (with
+            # their pragmas) at the next read. SQLite connections are cheap to keep.
             self.engine: Engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=16
+                url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=SQLITE_POOL, max_overflow=32
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
