@@ -8,7 +8,6 @@ file, line and entity), 503 when Temporal is unreachable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -468,11 +467,11 @@ async def find_execution(tempano: Tempano, execution_id: str) -> m.ExecutionOut:
     holds it: ``queued`` behind another execution (or ``pending``), without parameters or times."""
     store = tempano.store
     _known("execution", execution_id, EXECUTION_RE)
-    with contextlib.suppress(NotFound):
-        return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
-    held = None
-    if await run_in_threadpool(store.has_deployment, deployment_of(execution_id)):
-        held = await tempano.unrecorded_execution(execution_id)
+    # NotFound at once when the deployment does not exist: an unknown id costs this one read
+    recorded = await run_in_threadpool(store.recorded_execution, execution_id, deployment_of(execution_id))
+    if recorded is not None:
+        return execution_view(tempano, recorded)
+    held = await tempano.unrecorded_execution(execution_id)
     if held is None or held.status in TERMINAL:
         # Recorded while the workflow was asked (or it ended), unless it was cancelled while queued.
         try:

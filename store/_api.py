@@ -117,11 +117,25 @@ class ApiQueries:
 
     # ---------------------------------------------------------------- listings
 
-    def has_deployment(self, deployment_id: str) -> bool:
-        """Whether the deployment exists (without reading its plan)."""
-        d = s.deployments
+    def recorded_execution(self, execution_id: str, deployment_id: str) -> ExecutionRecord | None:
+        """The execution as recorded; None when its deployment exists but has not recorded it (its workflow
+        records one only as it starts it). NotFound when the deployment does not exist either: one query answers
+        both, so an unknown id costs one read."""
+        from tempano.store._store import NotFound
+
+        d, e = s.deployments, s.executions
+        stmt = (
+            select(d.c.id.label("known_deployment"), e)
+            .select_from(d.outerjoin(e, (e.c.deployment_id == d.c.id) & (e.c.id == execution_id)))
+            .where(d.c.id == deployment_id)
+        )
         with self.engine.connect() as conn:
-            return conn.execute(select(d.c.id).where(d.c.id == deployment_id)).first() is not None
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        if row.id is None:
+            return None
+        return ExecutionRecord(**{c.name: row._mapping[c.name] for c in e.c})
 
     def blueprint_page(self, *, offset: int = 0, limit: int = 100) -> tuple[list[BlueprintSummary], int]:
         """Blueprints (without plans) by id, and how many there are in all."""
