@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, Column, DateTime, Engine, String, Table, case, f
 from sqlalchemy.exc import IntegrityError
 
 from tempano.store import schema as s
-from tempano.store.records import ExecutionRecord, _Record
+from tempano.store.records import ExecutionRecord, UtcDatetime, _Record
 
 api_tokens = Table(
     "api_tokens",
@@ -35,7 +35,7 @@ class TokenRecord(_Record):
     id: str
     name: str
     role: str
-    created_at: datetime
+    created_at: UtcDatetime
     revoked: bool
 
 
@@ -45,7 +45,7 @@ class BlueprintSummary(_Record):
     id: str
     description: str
     plan_hash: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class DeploymentSummary(_Record):
@@ -55,8 +55,8 @@ class DeploymentSummary(_Record):
     blueprint_id: str
     status: str
     labels: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ApiQueries:

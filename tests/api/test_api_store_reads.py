@@ -50,6 +50,7 @@ async def test_creating_and_revoking_a_token_reads_that_token_only(api: Api) -> 
     assert created == {**listed[created["id"]], "token": created["token"]}
     assert created["name"] == "ci" and created["role"] == "operator" and not created["revoked"]
     assert every_row_of("api_tokens", seen) == []
+    assert [s for s in seen if s.startswith("SELECT") and "api_tokens.id =" in s] == []  # not read back
 
     with statements(store.engine) as seen:
         r = await api.admin.delete(f"/api/v1/tokens/{created['id']}")
