@@ -8,7 +8,6 @@ file, line and entity), 503 when Temporal is unreachable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -468,11 +467,11 @@ async def find_execution(tempano: Tempano, execution_id: str) -> m.ExecutionOut:
     holds it: ``queued`` behind another execution (or ``pending``), without parameters or times."""
     store = tempano.store
     _known("execution", execution_id, EXECUTION_RE)
-    with contextlib.suppress(NotFound):
-        return execution_view(tempano, await run_in_threadpool(store.get_execution, execution_id))
-    held = None
-    if await run_in_threadpool(store.has_deployment, deployment_of(execution_id)):
-        held = await tempano.unrecorded_execution(execution_id)
+    # NotFound at once when the deployment does not exist: an unknown id costs this one read
+    recorded = await run_in_threadpool(store.recorded_execution, execution_id, deployment_of(execution_id))
+    if recorded is not None:
+        return execution_view(tempano, recorded)
+    held = await tempano.unrecorded_execution(execution_id)
     if held is None or held.status in TERMINAL:
         # Recorded while the workflow was asked (or it ended), unless it was cancelled while queued.
         try:
@@ -660,10 +659,8 @@ def delete_secret(name: Annotated[str, Path(max_length=100)], request: Request, 
 )
 def create_token(body: m.TokenCreate, request: Request, _: Admin) -> m.TokenCreated:
     """Issues a token; its value is in this answer only (the store keeps its hash)."""
-    store = get_tempano(request).store
-    token_id, value = issue_token(store, body.name, body.role)
-    # Read back rather than the record add_token returns: the answer shows created_at as the store keeps it.
-    return m.TokenCreated(**store.get_token(token_id).model_dump(), token=value)
+    token, value = issue_token(get_tempano(request).store, body.name, body.role)
+    return m.TokenCreated(**token.model_dump(), token=value)
 
 
 @admin.get("/tokens", response_model=list[m.TokenOut], responses=_problems(401, 403), tags=["tokens"])

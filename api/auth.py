@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tempano.api.settings import TOKEN_FILE
-from tempano.store import Conflict, Store
+from tempano.store import Conflict, Store, TokenRecord
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
@@ -61,11 +61,10 @@ def new_token() -> tuple[str, str]:
     return token_id, f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
 
 
-def issue_token(store: Store, name: str, role: Role) -> tuple[str, str]:
-    """Stores a new token's hash; returns (id, value). The value is not kept anywhere."""
+def issue_token(store: Store, name: str, role: Role) -> tuple[TokenRecord, str]:
+    """Stores a new token's hash; returns its record and its value. The value is not kept anywhere."""
     token_id, value = new_token()
-    store.add_token(token_id, name, role, hash_token(value))
-    return token_id, value
+    return store.add_token(token_id, name, role, hash_token(value)), value
 
 
 def register_token(store: Store, value: str, name: str, role: Role) -> None:

@@ -6,30 +6,17 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 import tempano.blueprints as bp  # names looked up on use: the compiler loads only when a command needs it
+from tempano.api.inputs_file import read_inputs_file
 
 
 def _fail(error: bp.BlueprintError) -> None:
     for detail in error.errors:
         click.echo(str(detail), err=True)
     raise SystemExit(1)
-
-
-def _read_inputs(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.BadParameter(f"cannot read the inputs file {path}: {exc}", param_hint="--inputs") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise click.BadParameter(f"{path} must hold a mapping of input names to values", param_hint="--inputs")
-    return data
 
 
 def own_files(path: Path) -> list[str]:
@@ -69,17 +56,18 @@ def validate(path: Path, allow_remote_imports: bool) -> None:
 @click.option(
     "--inputs",
     "inputs_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="YAML or JSON file of deployment inputs to bind.",
 )
 @click.option("--format", "fmt", type=click.Choice(["json", "dot", "svg"]), default="json", show_default=True)
 @click.option("--allow-remote-imports", is_flag=True, help="Fetch imports given as URLs.")
 def plan(path: Path, inputs_file: Path | None, fmt: str, allow_remote_imports: bool) -> None:
     """Show the plan PATH compiles into: JSON, or the topology and install order as DOT or SVG."""
+    inputs = read_inputs_file(inputs_file) if inputs_file is not None else None
     try:
         compiled = bp.compile_path(path, allow_remote_imports=allow_remote_imports)
-        if inputs_file is not None:
-            compiled = bp.bind_inputs(compiled, _read_inputs(inputs_file))
+        if inputs is not None:
+            compiled = bp.bind_inputs(compiled, inputs)
     except bp.BlueprintError as error:
         _fail(error)
     if fmt == "json":

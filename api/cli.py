@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
+from tempano.api.inputs_file import read_inputs_file
 from tempano.api.settings import Settings, read_token_file
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
@@ -103,31 +104,18 @@ def _pack(path: Path) -> tuple[str, bytes]:
     return f"{root.name}.zip", buffer.getvalue()
 
 
-def _inputs(inputs_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if inputs_file:
-        try:
-            text = Path(inputs_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
-            raise click.ClickException(f"cannot read {inputs_file} ({reason}): give a YAML file of values") from None
-        loaded = _yaml(text, inputs_file)
-        if not isinstance(loaded, dict):
-            raise click.ClickException(f"{inputs_file}: inputs must be a mapping of input names to values")
-        values.update(loaded)
+def _inputs(inputs_file: Path | None, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """The file's values (if any), then each NAME=VALUE pair's over them."""
+    values = read_inputs_file(inputs_file) if inputs_file is not None else {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.ClickException(f"input {pair!r}: write NAME=VALUE")
-        values[name] = _yaml(value, f"input {pair!r}")
+        try:
+            values[name] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise click.ClickException(f"input {pair!r} is not valid YAML: {e}") from None
     return values
-
-
-def _yaml(text: str, what: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise click.ClickException(f"{what} is not valid YAML: {e}") from None
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -339,7 +327,7 @@ def _start(api: ApiClient, deployment_id: str, workflow: str, parameters: dict[s
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("-d", "--deployment", "deployment_id", help="Deployment id (default: the blueprint's name).")
 @click.option("-b", "--blueprint-id", help="Blueprint id (default: the deployment id).")
-@click.option("--inputs", "inputs_file", type=click.Path(exists=True), help="YAML file of inputs.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="YAML file of inputs.")
 @click.option("-i", "--input", "pairs", multiple=True, help="NAME=VALUE (repeatable).")
 @click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label (repeatable).")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the install.")
@@ -350,7 +338,7 @@ def install(
     path: Path,
     deployment_id: str | None,
     blueprint_id: str | None,
-    inputs_file: str | None,
+    inputs_file: Path | None,
     pairs: tuple[str, ...],
     labels: tuple[str, ...],
     timeout: float,
@@ -360,12 +348,9 @@ def install(
     api = ctx.api()
     deployment_id = deployment_id or (path.stem if path.is_file() else path.name)
     blueprint_id = blueprint_id or deployment_id
-    _upload(api, path, blueprint_id)
-    api.call(
-        "PUT",
-        f"/api/v1/deployments/{deployment_id}",
-        json={"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs), "labels": _labels(labels)},
-    )
+    deployment = {"blueprint_id": blueprint_id, "inputs": _inputs(inputs_file, pairs), "labels": _labels(labels)}
+    _upload(api, path, blueprint_id)  # after the inputs are read: a wrong inputs file uploads nothing
+    api.call("PUT", f"/api/v1/deployments/{deployment_id}", json=deployment)
     ref = _start(api, deployment_id, "install", {})
     if not as_json:
         click.echo(f"installing {deployment_id} (execution {ref['execution_id']}); Temporal UI: {ref['ui']}")
@@ -487,7 +472,7 @@ def deployments() -> None:
 @deployments.command("create")
 @click.argument("deployment_id")
 @click.option("-b", "--blueprint-id", required=True)
-@click.option("--inputs", "inputs_file", type=click.Path(exists=True), help="YAML file of inputs.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="YAML file of inputs.")
 @click.option("-i", "--input", "pairs", multiple=True, help="NAME=VALUE (repeatable).")
 @click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE (repeatable).")
 @json_option
@@ -496,7 +481,7 @@ def deployments_create(
     ctx: Context,
     deployment_id: str,
     blueprint_id: str,
-    inputs_file: str | None,
+    inputs_file: Path | None,
     pairs: tuple[str, ...],
     labels: tuple[str, ...],
     as_json: bool,
@@ -606,7 +591,7 @@ def executions() -> None:
 @click.argument("workflow")
 @click.option("-d", "--deployment", "deployment_id", required=True)
 @click.option("-p", "--parameter", "pairs", multiple=True, help="NAME=VALUE (YAML value, repeatable).")
-@click.option("--parameters", "parameters_file", type=click.Path(exists=True), help="YAML file of parameters.")
+@click.option("--parameters", "parameters_file", type=click.Path(path_type=Path), help="YAML file of parameters.")
 @click.option("--follow/--no-follow", "follow_", default=True, help="Follow it to the end (default) or return at once.")
 @click.option("--timeout", default=3600.0, show_default=True)
 @json_option
@@ -616,7 +601,7 @@ def executions_start(
     workflow: str,
     deployment_id: str,
     pairs: tuple[str, ...],
-    parameters_file: str | None,
+    parameters_file: Path | None,
     follow_: bool,
     timeout: float,
     as_json: bool,

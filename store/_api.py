@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, Column, DateTime, Engine, String, Table, case, f
 from sqlalchemy.exc import IntegrityError
 
 from tempano.store import schema as s
-from tempano.store.records import ExecutionRecord, _Record
+from tempano.store.records import ExecutionRecord, UtcDatetime, _Record
 
 api_tokens = Table(
     "api_tokens",
@@ -35,7 +35,7 @@ class TokenRecord(_Record):
     id: str
     name: str
     role: str
-    created_at: datetime
+    created_at: UtcDatetime
     revoked: bool
 
 
@@ -45,7 +45,7 @@ class BlueprintSummary(_Record):
     id: str
     description: str
     plan_hash: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class DeploymentSummary(_Record):
@@ -55,8 +55,8 @@ class DeploymentSummary(_Record):
     blueprint_id: str
     status: str
     labels: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ApiQueries:
@@ -117,11 +117,25 @@ class ApiQueries:
 
     # ---------------------------------------------------------------- listings
 
-    def has_deployment(self, deployment_id: str) -> bool:
-        """Whether the deployment exists (without reading its plan)."""
-        d = s.deployments
+    def recorded_execution(self, execution_id: str, deployment_id: str) -> ExecutionRecord | None:
+        """The execution as recorded; None when its deployment exists but has not recorded it (its workflow
+        records one only as it starts it). NotFound when the deployment does not exist either: one query answers
+        both, so an unknown id costs one read."""
+        from tempano.store._store import NotFound
+
+        d, e = s.deployments, s.executions
+        stmt = (
+            select(d.c.id.label("known_deployment"), e)
+            .select_from(d.outerjoin(e, (e.c.deployment_id == d.c.id) & (e.c.id == execution_id)))
+            .where(d.c.id == deployment_id)
+        )
         with self.engine.connect() as conn:
-            return conn.execute(select(d.c.id).where(d.c.id == deployment_id)).first() is not None
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        if row.id is None:
+            return None
+        return ExecutionRecord(**{c.name: row._mapping[c.name] for c in e.c})
 
     def blueprint_page(self, *, offset: int = 0, limit: int = 100) -> tuple[list[BlueprintSummary], int]:
         """Blueprints (without plans) by id, and how many there are in all."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DeploymentStatus = Literal["created", "installing", "installed", "failed", "uninstalling", "uninstalled", "busy"]
 ExecutionStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "terminated"]
@@ -25,6 +25,16 @@ InstanceState = Literal[
 ]
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back the UTC time we stored without its time zone, PostgreSQL an aware time in the session's time
+    zone: either way, the same aware UTC time, so the API shows one form whatever the backend."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""A time read from the store: always timezone-aware, in UTC. Every record's times have this type."""
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -36,7 +46,7 @@ class BlueprintRecord(_Record):
     plan_hash: str
     source_dir: str | None
     main_file: str | None
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class DeploymentRecord(_Record):
@@ -46,8 +56,8 @@ class DeploymentRecord(_Record):
     inputs: dict[str, Any]
     labels: dict[str, str]
     status: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ExecutionRecord(_Record):
@@ -59,8 +69,8 @@ class ExecutionRecord(_Record):
     status: str
     workflow_id: str
     error: str | None
-    created_at: datetime
-    ended_at: datetime | None
+    created_at: UtcDatetime
+    ended_at: UtcDatetime | None
 
 
 class NodeInstanceRecord(_Record):
@@ -87,14 +97,14 @@ class ResourceRecord(_Record):
     idempotency_key: str
     data: dict[str, Any]
     external: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class EventRecord(_Record):
     id: int
     deployment_id: str
     execution_id: str | None
-    ts: datetime
+    ts: UtcDatetime
     type: str
     level: str
     node_instance_id: str | None

@@ -1,5 +1,5 @@
 """What some routes read from the store, seen in the SQL it runs: the token they name, not every token; blueprint
-summaries a page at a time, not every plan."""
+summaries a page at a time, not every plan; one read for an execution, known or not."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ async def test_creating_and_revoking_a_token_reads_that_token_only(api: Api) -> 
     assert created == {**listed[created["id"]], "token": created["token"]}
     assert created["name"] == "ci" and created["role"] == "operator" and not created["revoked"]
     assert every_row_of("api_tokens", seen) == []
+    assert [s for s in seen if s.startswith("SELECT") and "api_tokens.id =" in s] == []  # not read back
 
     with statements(store.engine) as seen:
         r = await api.admin.delete(f"/api/v1/tokens/{created['id']}")
@@ -72,3 +73,26 @@ async def test_listing_blueprints_reads_a_page_of_summaries_without_plans(api: A
     reads = [s for s in seen if "FROM blueprints" in s]
     assert reads and not [s for s in reads if re.search(r"\bblueprints\.\"?plan\b", s)], reads
     assert all("LIMIT" in s for s in reads if "count(" not in s), reads
+
+
+async def test_an_unknown_execution_costs_one_read(api: Api) -> None:
+    store = api.tempano.store
+    store.put_blueprint("bp", {"nodes": {}}, "hash")
+    store.create_deployment("d1", "bp", {"nodes": {}}, {}, [])
+    store.create_execution("d1:1", "d1", 1, "install", {}, "dep:d1:exec:1:install")
+    assert (await api.viewer.get("/api/v1/whoami")).status_code == 200  # the token is known from here on
+
+    def reads(seen: list[str]) -> list[str]:
+        return [s for s in seen if "api_tokens" not in s]
+
+    with statements(store.engine) as seen:
+        r = await api.viewer.get("/api/v1/executions/ghost:1")
+    assert r.status_code == 404 and r.json()["detail"] == "no execution 'ghost:1'"
+    assert len(reads(seen)) == 1, seen
+    with statements(store.engine) as seen:
+        r = await api.viewer.get("/api/v1/executions/d1:1")
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    assert len(reads(seen)) == 1, seen
+    # Its deployment known, the execution not: the deployment's workflow is asked, as before.
+    r = await api.viewer.get("/api/v1/executions/d1:2")
+    assert r.status_code == 404 and r.json()["detail"] == "no execution 'd1:2'"

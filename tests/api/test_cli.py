@@ -94,23 +94,51 @@ async def test_a_failed_install_exits_non_zero_and_json_says_why(api: Api, tmp_p
     assert r.exit_code == 0 and "OK" in r.output
 
 
-async def test_bad_inputs_settings_and_an_absent_temporal_are_sentences_not_tracebacks(tmp_path: Path) -> None:
+async def test_an_empty_inputs_file_means_no_inputs(api: Api, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert (await cli(api, "blueprints", "upload", str(HELLO), "-b", "h")).exit_code == 0
+    r = await cli(api, "deployments", "create", "h1", "-b", "h", "--inputs", str(empty))
+    assert r.exit_code == 0, r.output
+    r = await cli(api, "deployments", "get", "h1", "--json")
+    assert json.loads(r.output)["inputs"] == {}
+    r = await cli(api, "executions", "start", "install", "-d", "h1", "--parameters", str(empty), "--no-follow")
+    assert r.exit_code == 0, r.output
+
+
+async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Path) -> None:
     def run(*args: str, **env: str) -> Result:
         env = {"TEMPANO_DATA_DIR": str(tmp_path), **env}
         return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
 
-    inputs = tmp_path / "inputs.yaml"
-    inputs.write_text("a: [\n")
     r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "-i", "a=[")
     assert r.exit_code == 1 and "input 'a=[' is not valid YAML" in r.output
-    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "--inputs", str(inputs))
-    assert r.exit_code == 1 and f"{inputs} is not valid YAML" in r.output
-    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "--inputs", str(tmp_path))
-    assert r.exit_code == 1 and f"cannot read {tmp_path} (Is a directory): give a YAML file of values" in r.output
-    inputs.write_bytes(b"\xd0\x00")
-    r = await asyncio.to_thread(run, "executions", "start", "install", "-d", "x", "--parameters", str(inputs))
-    assert r.exit_code == 1 and f"cannot read {inputs} (it is not UTF-8 text)" in r.output
+    # Every command taking a file of inputs reads it the same way: one sentence naming the file and what to do.
+    files = {name: tmp_path / name for name in ("broken.yaml", "binary.yaml", "list.yaml", "control.yaml")}
+    files["broken.yaml"].write_text("a: [\n")
+    files["binary.yaml"].write_bytes(b"\xd0\x00")
+    files["list.yaml"].write_text("- a\n- b\n")
+    files["control.yaml"].write_text("a: \x01\n")
+    missing, directory = tmp_path / "missing.yaml", tmp_path
+    expected = {
+        files["broken.yaml"]: f"{files['broken.yaml']}:2:1: not valid YAML (expected the node content, but found "
+        "'<stream end>'); fix the YAML at this place",
+        files["binary.yaml"]: f"cannot read {files['binary.yaml']}: it is not UTF-8 text (byte 0); save it as UTF-8",
+        files["list.yaml"]: f"{files['list.yaml']} holds a list, not a mapping of names to values: write one "
+        "`name: value` per line",
+        files["control.yaml"]: f"{files['control.yaml']}: not valid YAML (character #x0001 at position 3 is not "
+        "allowed); remove it",
+        missing: f"cannot read {missing} (No such file or directory): give a YAML file of names and values",
+        directory: f"cannot read {directory} (Is a directory): give a YAML file of names and values",
+    }
+    for path, sentence in expected.items():
+        for command in (
+            ("deployments", "create", "x", "-b", "y", "--inputs", str(path)),
+            ("install", str(HELLO), "--inputs", str(path)),
+            ("executions", "start", "install", "-d", "x", "--parameters", str(path)),
+            ("blueprints", "plan", str(HELLO), "--inputs", str(path)),
+        ):
+            r = await asyncio.to_thread(run, *command)
+            assert (r.exit_code, r.output) == (1, f"Error: {sentence}\n"), command
     r = await asyncio.to_thread(run, "deployments", "list", TEMPANO_API_PORT="abc")
     assert r.exit_code == 1 and "TEMPANO_API_PORT: Input should be a valid integer" in r.output
-    r = await asyncio.to_thread(run, "worker", TEMPANO_TEMPORAL_ADDRESS="127.0.0.1:1")
-    assert r.exit_code == 1 and "cannot reach the Temporal server at 127.0.0.1:1" in r.output

@@ -39,6 +39,14 @@ def test_plan_json_with_inputs(tmp_path: Path) -> None:
     assert plan["nodes"]["database"]["properties"]["greeting"] == "salut"
 
 
+def test_plan_with_an_empty_inputs_file_binds_the_defaults(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = CliRunner().invoke(blueprints, ["plan", str(HELLO), "--inputs", str(empty)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["nodes"]["database"]["properties"]["greeting"] == "hello"
+
+
 def test_plan_with_bad_inputs_fails(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs.yaml"
     inputs.write_text("greeting: [1]\n")
@@ -126,5 +134,5 @@ def test_installed_command_refuses_inputs_it_cannot_read_in_a_sentence(tmp_path:
     binary = tmp_path / "inputs.yaml"
     binary.write_bytes(b"\xd0\x00\xff")
     result = tempano("blueprints", "plan", HELLO, "--inputs", binary)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"Invalid value for --inputs: cannot read the inputs file {binary}: 'utf-8' codec" in result.stderr
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"Error: cannot read {binary}: it is not UTF-8 text (byte 0); save it as UTF-8\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,52 @@ def test_executions_are_recorded_once(backend: Store) -> None:
     record = backend.get_execution("d1:1")
     assert (record.status, record.error) == ("failed", "boom") and record.ended_at is not None
     assert [e.seq for e in backend.list_executions("d1")] == [1]
+
+
+def test_every_time_read_back_is_aware_utc(backend: Store) -> None:
+    """SQLite keeps no time zone and PostgreSQL answers in the session's: the records hand out UTC either way."""
+    if backend.engine.dialect.name == "postgresql":
+        with backend.engine.begin() as conn:
+            conn.execute(text(f"ALTER DATABASE \"{backend.engine.url.database}\" SET timezone TO 'Asia/Kolkata'"))
+        backend.engine.dispose()  # new connections take the database's time zone
+        with backend.engine.connect() as conn:
+            assert conn.execute(text("SHOW timezone")).scalar() == "Asia/Kolkata"
+    before = datetime.now(UTC)
+    _deployment(backend)
+    backend.create_execution("d1:1", "d1", 1, "install", {}, "wf")
+    backend.set_execution_status("d1:1", "succeeded")
+    backend.record_resource("d1", "web_1", plugin="p", kind="k", resource_id="r1", idempotency_key="d1.web_1.create")
+    backend.add_event("e1", "d1", "hello", execution_id="d1:1")
+    backend.add_token("t1", "ci", "viewer", "hash")
+    after = datetime.now(UTC)
+
+    records = [
+        backend.get_blueprint("bp"),
+        *backend.blueprint_page()[0],
+        backend.get_deployment("d1"),
+        *backend.deployment_page()[0],
+        backend.get_execution("d1:1"),
+        *backend.execution_page()[0],
+        *backend.resources("d1"),
+        *backend.events("d1"),
+        backend.get_token("t1"),
+    ]
+    times = [(type(r).__name__, name, value) for r in records for name, value in r if isinstance(value, datetime)]
+    assert {(kind, name) for kind, name, _ in times} == {
+        ("BlueprintRecord", "created_at"),
+        ("BlueprintSummary", "created_at"),
+        ("DeploymentRecord", "created_at"),
+        ("DeploymentRecord", "updated_at"),
+        ("DeploymentSummary", "created_at"),
+        ("DeploymentSummary", "updated_at"),
+        ("ExecutionRecord", "created_at"),
+        ("ExecutionRecord", "ended_at"),
+        ("ResourceRecord", "created_at"),
+        ("EventRecord", "ts"),
+        ("TokenRecord", "created_at"),
+    }
+    for kind, name, value in times:
+        assert value.tzinfo is UTC and before <= value <= after, (kind, name, value)
 
 
 def test_node_instances_states_removal_and_merges(backend: Store) -> None:
