@@ -7,11 +7,12 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import httpx
@@ -251,7 +252,17 @@ def worker() -> None:
     try:
         asyncio.run(run_worker(_settings()))
     except ServiceError as e:  # Temporal unreachable: the sentence, not a traceback
-        raise click.ClickException(e.message) from None
+        _exit_unreachable(e.message)
+
+
+def _exit_unreachable(message: str) -> NoReturn:
+    """Says why, and exits at once (1): after a failed connection, the Temporal SDK's runtime threads can abort a
+    normal interpreter shutdown ("Fatal Python error: PyGILState_Release", exit -6; temporalio/sdk-python#300,
+    seen here under load)."""
+    click.echo(f"Error: {message}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @main.command()
@@ -279,7 +290,7 @@ def api() -> None:
             return
         started = asyncio.run(_serve_api(settings))
     except ServiceError as e:
-        raise click.ClickException(e.message) from None
+        _exit_unreachable(e.message)
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down
         return
     if not started:  # uvicorn said why (the port is taken...)

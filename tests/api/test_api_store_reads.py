@@ -77,9 +77,11 @@ async def test_listing_blueprints_reads_a_page_of_summaries_without_plans(api: A
 
 async def test_an_unknown_execution_costs_one_read(api: Api) -> None:
     store = api.tempano.store
+    # A deployment id no other test uses: the Temporal server is shared by the whole session, and another test's
+    # "d1" has a deployment workflow whose worker is gone, which the API would wait on (503) instead of finding none.
     store.put_blueprint("bp", {"nodes": {}}, "hash")
-    store.create_deployment("d1", "bp", {"nodes": {}}, {}, [])
-    store.create_execution("d1:1", "d1", 1, "install", {}, "dep:d1:exec:1:install")
+    store.create_deployment("reads-d1", "bp", {"nodes": {}}, {}, [])
+    store.create_execution("reads-d1:1", "reads-d1", 1, "install", {}, "dep:reads-d1:exec:1:install")
     assert (await api.viewer.get("/api/v1/whoami")).status_code == 200  # the token is known from here on
 
     def reads(seen: list[str]) -> list[str]:
@@ -90,9 +92,9 @@ async def test_an_unknown_execution_costs_one_read(api: Api) -> None:
     assert r.status_code == 404 and r.json()["detail"] == "no execution 'ghost:1'"
     assert len(reads(seen)) == 1, seen
     with statements(store.engine) as seen:
-        r = await api.viewer.get("/api/v1/executions/d1:1")
+        r = await api.viewer.get("/api/v1/executions/reads-d1:1")
     assert r.status_code == 200 and r.json()["status"] == "pending"
     assert len(reads(seen)) == 1, seen
     # Its deployment known, the execution not: the deployment's workflow is asked, as before.
-    r = await api.viewer.get("/api/v1/executions/d1:2")
-    assert r.status_code == 404 and r.json()["detail"] == "no execution 'd1:2'"
+    r = await api.viewer.get("/api/v1/executions/reads-d1:2")
+    assert r.status_code == 404 and r.json()["detail"] == "no execution 'reads-d1:2'"
