@@ -386,7 +386,8 @@ class EngineActivities:
             # operations of a step are the only ones writing to it meanwhile); read again: a relationship's target
             # (other instances' chains may write to it) and what the chain's operations wrote to other instances.
             stale = {*filter(None, [task.target_id]), *chain.written} if not chain.first else set()
-            stale.discard(chain.unwritten_id or "")
+            if chain.unwritten_id in stale:  # a target other chains may write to: the last end first, then read it
+                chain.flush_alone(self.store)
             if stale:
                 fresh = self.store.node_instances(deployment_id, ids=sorted(stale), include_removed=True)
                 chain.instances.update((i.id, i) for i in fresh)
