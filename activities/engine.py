@@ -328,8 +328,7 @@ class EngineActivities:
                         "attempt(s): its last attempt never reported back (the worker running it died or hung); check "
                         "the workers (`tempano up` restarts them), then resume the execution"
                     )
-                    with self.store.together() as writes:
-                        chain.flush(writes)
+                    with self._writes(chain) as writes:
                         writes.add_events(
                             [
                                 self._new_event(
@@ -356,6 +355,14 @@ class EngineActivities:
                 ran += 1
                 unhealthy = unhealthy or result.healthy is False
         return ChainResult(operations=ran, unhealthy=unhealthy)
+
+    @contextmanager
+    def _writes(self, chain: _Chain | None) -> Iterator[Writes]:
+        """One transaction of hot writes; in a chain, it starts with the last operation's unwritten end."""
+        with self.store.together() as writes:
+            if chain is not None:
+                chain.flush(writes)
+            yield writes
 
     @contextmanager
     def _ending(self, chain: _Chain) -> Iterator[None]:
@@ -423,9 +430,7 @@ class EngineActivities:
                 inputs.update(dict(evaluate(input.inputs, resolver)))
             fn = self.plugins.resolve(spec.implementation)
         except (FunctionError, UnknownOperation, NotFound) as e:
-            with self.store.together() as writes:
-                if chain is not None:
-                    chain.flush(writes)
+            with self._writes(chain) as writes:
                 writes.add_events(
                     [
                         self._new_event(
@@ -472,9 +477,7 @@ class EngineActivities:
             data={"task": task.key, "implementation": spec.implementation, "state": task.state_before},
             attempt=attempt,
         )
-        with self.store.together() as writes:  # with the previous operation's end, in a chain
-            if chain is not None:
-                chain.flush(writes)
+        with self._writes(chain) as writes:
             if task.state_before:
                 writes.set_states(deployment_id, [run_on], task.state_before, events=[started_event])
             else:
@@ -545,7 +548,7 @@ class EngineActivities:
             )
 
         if chain is None:
-            with self.store.together() as writes:
+            with self._writes(None) as writes:
                 finish(writes)
         else:
             # Written with the next operation's start (or when the chain stops); meanwhile the chain sees it.
