@@ -18,7 +18,7 @@ Example, a rolling restart::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -82,6 +82,9 @@ LOCAL_STORE_ACTIVITIES = "local-store-activities"
 """Patch id: store activities run as local activities (histories recorded before it replay the old way)."""
 OPERATION_CHAINS = "operation-chains"
 """Patch id: an instance's consecutive operations of a step run in one activity (``run_operations``)."""
+PLAN_AHEAD = "plan-ahead"
+"""Patch id: a step's operations are planned while the steps it waits on run, and the execution's "running"
+status is written while its first reads run, so no store round trip sits between two steps."""
 
 
 async def store_activity(
@@ -221,6 +224,17 @@ class WorkflowContext:
         self._log_seq = 0
         self._batch_seq = 0
         self._runs: dict[str, dict[str | None, int]] = {}
+        self._running: asyncio.Future[None] | None = None
+
+    def _starting(self, status: Awaitable[None]) -> None:
+        """For the engine: the execution's "running" status, written while the workflow's first reads run (the
+        operations wait for it, see :meth:`_started`)."""
+        self._running = asyncio.ensure_future(status)
+
+    async def _started(self) -> None:
+        """Waits until the "running" status is written (raises if it could not be)."""
+        if self._running is not None:
+            await asyncio.shield(self._running)  # a cancelled caller leaves the write to finish
 
     def _repeat(self, tokens: Sequence[str], instance_ids: Sequence[str] | None) -> int:
         """1 + how many earlier calls of this execution ran one of these phases/operations on one of these
@@ -336,44 +350,64 @@ class WorkflowContext:
         done: set[str] = set()
         failures: dict[str, str] = {}
         running: dict[asyncio.Task[BatchResult], str] = {}
-        while pending or running:
-            if not failures or continue_on_error:
-                for name in sorted(pending):
-                    step = pending[name]
-                    if all(a in done for a in step.after):
-                        del pending[name]
-                        coro = self._batches(
-                            step.instance_ids,
-                            node=name,
-                            phases=tuple(phases),
-                            final_state=final_state,
-                            children=children,
-                            continue_on_error=continue_on_error,
-                            only_targets=only_targets,
-                            repeat=repeat,
-                        )
-                        running[asyncio.ensure_future(coro)] = name
-            if not running:
-                break
-            try:
-                finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                # Waiting does not cancel what is awaited: pass the cancellation on to the running steps, and
-                # wait until their operations have stopped, so the execution ends with a consistent store.
-                for fut in running:
-                    fut.cancel()
-                await asyncio.gather(*running, return_exceptions=True)
-                raise
-            for fut in finished:
-                name = running.pop(fut)
+        step_args: dict[str, Any] = {
+            "phases": tuple(phases),
+            "final_state": final_state,
+            "continue_on_error": continue_on_error,
+            "only_targets": only_targets,
+            "repeat": repeat,
+        }
+        # A step's batches are planned once every step it waits on has started, while they run: when they end,
+        # its operations start at once. (Child batches plan themselves.)
+        ahead = not children and workflow.patched(PLAN_AHEAD)
+        plans: dict[str, list[asyncio.Task[BatchPlan]]] = {}
+        try:
+            while pending or running:
+                if not failures or continue_on_error:
+                    for name in sorted(pending):
+                        step = pending[name]
+                        if all(a in done for a in step.after):
+                            del pending[name]
+                            coro = self._batches(
+                                step.instance_ids,
+                                node=name,
+                                children=children,
+                                plans=plans.pop(name, None),
+                                **step_args,
+                            )
+                            running[asyncio.ensure_future(coro)] = name
+                    started = done | set(running.values())
+                    for name in sorted(pending):
+                        if ahead and name not in plans and all(a in started for a in pending[name].after):
+                            batches = self._batch_inputs(pending[name].instance_ids, node=name, **step_args)
+                            plans[name] = [asyncio.ensure_future(_plan(b)) for b in batches]
+                if not running:
+                    break
                 try:
-                    result = fut.result()
-                except WorkflowFailure as e:
-                    failures[name] = e.message
-                    continue
-                done.add(name)
-                failures.update(result.failed)
-            self.progress_state.show()
+                    finished, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    # Waiting does not cancel what is awaited: pass the cancellation on to the running steps, and
+                    # wait until their operations have stopped, so the execution ends with a consistent store.
+                    for fut in running:
+                        fut.cancel()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    raise
+                for fut in finished:
+                    name = running.pop(fut)
+                    try:
+                        result = fut.result()
+                    except WorkflowFailure as e:
+                        failures[name] = e.message
+                        continue
+                    done.add(name)
+                    failures.update(result.failed)
+                self.progress_state.show()
+        finally:
+            # Plans of steps that will not run (a failure stopped the walk, or it was cancelled).
+            unused = [plan for batch_plans in plans.values() for plan in batch_plans]
+            for plan in unused:
+                plan.cancel()
+            await asyncio.gather(*unused, return_exceptions=True)
         if failures:
             raise WorkflowFailure("; ".join(failures[k] for k in sorted(failures)))
         blocked = sorted(pending)
@@ -489,9 +523,61 @@ class WorkflowContext:
         only_targets: Sequence[str] | None = None,
         repeat: int = 1,
         rerun: bool = False,
+        plans: Sequence[Awaitable[BatchPlan]] | None = None,
     ) -> BatchResult:
+        """Runs the instances' operations in batches of BATCH_SIZE (``plans``: the batches' plans, if made ahead)."""
+        await self._started()
+        inputs = self._batch_inputs(
+            instance_ids,
+            node=node,
+            phases=phases,
+            final_state=final_state,
+            operation=operation,
+            operation_inputs=operation_inputs,
+            max_attempts=max_attempts,
+            continue_on_error=continue_on_error,
+            only_targets=only_targets,
+            repeat=repeat,
+            rerun=rerun,
+        )
+        if children:
+            results = await asyncio.gather(*(self._child_batch(b) for b in inputs))
+        else:
+            results = await asyncio.gather(
+                *(
+                    run_batch(b, self.progress_state, plan=plans[i] if plans is not None else None)
+                    for i, b in enumerate(inputs)
+                )
+            )
+        merged = BatchResult(
+            succeeded=tuple(i for r in results for i in r.succeeded),
+            failed={k: v for r in results for k, v in r.failed.items()},
+            operations=sum(r.operations for r in results),
+            unhealthy=tuple(i for r in results for i in r.unhealthy),
+        )
+        if phases:
+            self.progress_state.done += len(merged.succeeded)
+        if merged.failed and not continue_on_error:
+            raise WorkflowFailure("; ".join(merged.failed[k] for k in sorted(merged.failed)))
+        return merged
+
+    def _batch_inputs(
+        self,
+        instance_ids: Sequence[str],
+        *,
+        node: str,
+        phases: tuple[str, ...],
+        final_state: str | None,
+        operation: str | None = None,
+        operation_inputs: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+        continue_on_error: bool = False,
+        only_targets: Sequence[str] | None = None,
+        repeat: int = 1,
+        rerun: bool = False,
+    ) -> list[BatchInput]:
         chunks = [tuple(instance_ids[i : i + BATCH_SIZE]) for i in range(0, len(instance_ids), BATCH_SIZE)]
-        inputs = [
+        return [
             BatchInput(
                 deployment_id=self.deployment_id,
                 execution_id=self.execution_id,
@@ -511,21 +597,6 @@ class WorkflowContext:
             )
             for chunk in chunks
         ]
-        if children:
-            results = await asyncio.gather(*(self._child_batch(b) for b in inputs))
-        else:
-            results = await asyncio.gather(*(run_batch(b, self.progress_state) for b in inputs))
-        merged = BatchResult(
-            succeeded=tuple(i for r in results for i in r.succeeded),
-            failed={k: v for r in results for k, v in r.failed.items()},
-            operations=sum(r.operations for r in results),
-            unhealthy=tuple(i for r in results for i in r.unhealthy),
-        )
-        if phases:
-            self.progress_state.done += len(merged.succeeded)
-        if merged.failed and not continue_on_error:
-            raise WorkflowFailure("; ".join(merged.failed[k] for k in sorted(merged.failed)))
-        return merged
 
     async def _child_batch(self, batch: BatchInput) -> BatchResult:
         self._batch_seq += 1
@@ -547,17 +618,27 @@ class WorkflowContext:
         return result
 
 
-async def run_batch(batch: BatchInput, progress: Progress | None = None, *, local: bool = True) -> BatchResult:
-    """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order; ``local``:
-    its store activities are local ones (see :func:`store_activity`)."""
-    progress = progress if progress is not None else Progress()
-    plan: BatchPlan = await store_activity(
+def _plan(batch: BatchInput, *, local: bool = True) -> Awaitable[BatchPlan]:
+    return store_activity(
         "plan_batch",
         batch,
         f"plan {batch.operation or '+'.join(batch.phases)} for {len(batch.instance_ids)} x {batch.node}",
         BatchPlan,
         local=local,
     )
+
+
+async def run_batch(
+    batch: BatchInput,
+    progress: Progress | None = None,
+    *,
+    local: bool = True,
+    plan: Awaitable[BatchPlan] | None = None,
+) -> BatchResult:
+    """Runs a batch's tasks: instances in parallel (bounded), each instance's tasks in phase order; ``local``:
+    its store activities are local ones (see :func:`store_activity`); ``plan``: the batch's plan, if made ahead."""
+    progress = progress if progress is not None else Progress()
+    planned: BatchPlan = await (plan if plan is not None else _plan(batch, local=local))
     semaphore = asyncio.Semaphore(MAX_CONCURRENCY)
     operations = 0
     unhealthy: list[str] = []
@@ -569,7 +650,7 @@ async def run_batch(batch: BatchInput, progress: Progress | None = None, *, loca
     async def one(instance_id: str) -> None:
         nonlocal operations
         async with semaphore:
-            tasks = [task for phase_tasks in plan.tasks.get(instance_id, ()) for task in phase_tasks]
+            tasks = [task for phase_tasks in planned.tasks.get(instance_id, ()) for task in phase_tasks]
             if chains and len(tasks) > 1:
                 await _run_chain(batch, tasks, progress, local=local)
                 operations += len(tasks)

@@ -22,7 +22,14 @@ from temporalio.exceptions import (
 
 from tempano.workflows import builtin as _builtin  # noqa: F401 - registers the built-in workflows
 from tempano.workflows import registry
-from tempano.workflows.api import WorkflowContext, failure_message, resolve_workflow, run_batch, store_activity
+from tempano.workflows.api import (
+    PLAN_AHEAD,
+    WorkflowContext,
+    failure_message,
+    resolve_workflow,
+    run_batch,
+    store_activity,
+)
 
 with workflow.unsafe.imports_passed_through():
     from tempano.workflows.models import (
@@ -91,14 +98,20 @@ class ExecutionWorkflow:
     async def run(self, input: ExecutionInput) -> ExecutionResult:
         ctx = self.ctx
         statuses = DEPLOYMENT_STATUS.get(input.workflow)
-        await self._status(input, "running", deployment_status=statuses[0] if statuses else None)
+        running = self._status(input, "running", deployment_status=statuses[0] if statuses else None)
+        if workflow.patched(PLAN_AHEAD):
+            ctx._starting(running)  # written while the workflow's first reads run; operations wait for it
+        else:
+            await running
         try:
             workflow.set_current_details(f"{input.workflow} starting")
             fn = await resolve_workflow(input.deployment_id, input.workflow)
             result = await fn(ctx, input.parameters)
+            await ctx._started()
         except asyncio.CancelledError:
             # Graceful: the operations in flight were cancelled and have reported back (their instances are
             # back to the state they had); what succeeded stays, and a resume runs the rest.
+            await _settled(ctx)
             await self._status(
                 input, "cancelled", error="cancelled by request", deployment_status=statuses[2] if statuses else None
             )
@@ -107,6 +120,7 @@ class ExecutionWorkflow:
         except Exception as e:
             # A plain exception (KeyError, TypeError...) in workflow code would otherwise fail the workflow *task*
             # and retry it forever, unseen: it ends the execution instead, saying so.
+            await _settled(ctx)
             if isinstance(e, ApplicationError | ChildWorkflowError | ActivityError):
                 message = failure_message(e)
             else:
@@ -407,6 +421,11 @@ class DeploymentWorkflow:
             recent=tuple(self.recent[-10:]),
             closing=self.closing,
         )
+
+
+async def _settled(ctx: WorkflowContext) -> None:
+    """The "running" status is written or has failed (an end status is never overwritten by it)."""
+    await asyncio.gather(ctx._started(), return_exceptions=True)
 
 
 def _is_cancel(error: ChildWorkflowError) -> bool:

@@ -45,6 +45,13 @@ CORPUS = {
     "heal_reinstall_chains": "Execution",
     "node_batch_100_chains": "NodeBatch",
     "scale_out_chains": "Execution",
+    # Recorded with steps planned while the steps they wait on run, and the "running" status written while the
+    # first reads run (workflow.patched("plan-ahead")).
+    "install_plan_ahead": "Execution",
+    "install_failed_plan_ahead": "Execution",
+    "heal_reinstall_plan_ahead": "Execution",
+    "scale_out_plan_ahead": "Execution",
+    "uninstall_plan_ahead": "Execution",
 }
 
 INDEX: dict[str, dict[str, str]] = json.loads((HISTORIES / "index.json").read_text())
@@ -93,6 +100,21 @@ def test_the_corpus_is_complete() -> None:
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     assert scheduled_chains and {a.activity_type.name for a in scheduled_chains} == {"run_operations"}
+    # Planning ahead really is in the corpus: a step was planned before the step it waits on had ended.
+    ahead = load("install_plan_ahead").events
+    first_end = next(i for i, e in enumerate(ahead) if e.HasField("activity_task_completed_event_attributes"))
+    planned = [i for i, e in enumerate(ahead) if _local_activity(e) == "plan_batch"]
+    assert len(planned) >= 2 and planned[1] < first_end
+
+
+def _local_activity(event: Any) -> str | None:
+    """The activity type of a local activity's marker, else None."""
+    if not event.HasField("marker_recorded_event_attributes"):
+        return None
+    details = event.marker_recorded_event_attributes.details
+    if "data" not in details:
+        return None
+    return str(json.loads(details["data"].payloads[0].data)["activity_type"])
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
