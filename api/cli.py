@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 import zipfile
@@ -105,18 +106,44 @@ def _pack(path: Path) -> tuple[str, bytes]:
     return f"{root.name}.zip", buffer.getvalue()
 
 
-def _inputs(inputs_file: Path | None, pairs: tuple[str, ...]) -> dict[str, Any]:
-    """The file's values (if any), then each NAME=VALUE pair's over them."""
+def _inputs(
+    inputs_file: Path | None, pairs: tuple[str, ...], *, kind: str = "input", option: str = "-i"
+) -> dict[str, Any]:
+    """The file's values (if any), then each NAME=VALUE pair's over them; ``kind`` and ``option`` word the errors."""
     values = read_inputs_file(inputs_file) if inputs_file is not None else {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
-            raise click.ClickException(f"input {pair!r}: write NAME=VALUE")
+            raise click.ClickException(f"{kind} {pair!r}: write NAME=VALUE")
+        if not name:
+            raise click.ClickException(f"{kind} {pair!r} has no name: write NAME=VALUE")
         try:
             values[name] = yaml.safe_load(value)
         except yaml.YAMLError as e:
-            raise click.ClickException(f"input {pair!r} is not valid YAML: {e}") from None
+            # The same characters in double quotes, escaped as YAML reads them back, and quoted for the shell.
+            string = yaml.safe_dump(value, default_style='"', width=float("inf"), allow_unicode=True).rstrip("\n")
+            raise click.ClickException(
+                f"{kind} {name!r}: {value!r} is not valid YAML ({_yaml_problem(e, value)}); "
+                f"fix it, or pass it as a string with {option} {shlex.quote(f'{name}={string}')}"
+            ) from None
     return values
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error in one line, its place given in ``text`` (PyYAML's own takes several lines)."""
+
+    def place(line: int, column: int) -> str:
+        return f"column {column + 1}" if line == 0 else f"line {line + 1}, column {column + 1}"
+
+    if isinstance(error, yaml.MarkedYAMLError):
+        problem = error.problem or error.context or "invalid YAML"
+        mark = error.problem_mark or error.context_mark
+        return f"{problem} at {place(mark.line, mark.column)}" if mark else problem
+    if isinstance(error, yaml.reader.ReaderError):  # a control character: a position, no line or column
+        line_start = text.rfind("\n", 0, error.position) + 1
+        where = place(text.count("\n", 0, error.position), error.position - line_start)
+        return f"character #x{error.character:04x} at {where} is not allowed"
+    return " ".join(str(error).split())
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -619,7 +646,7 @@ def executions_start(
 ) -> None:
     """Start WORKFLOW (install, heal, scale, a custom one...) on a deployment."""
     api = ctx.api()
-    ref = _start(api, deployment_id, workflow, _inputs(parameters_file, pairs))
+    ref = _start(api, deployment_id, workflow, _inputs(parameters_file, pairs, kind="parameter", option="-p"))
     _after_start(api, ref, follow_, timeout, as_json)
 
 

@@ -7,6 +7,7 @@ rest of the CLI, so both command modules can use it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,25 @@ import yaml
 
 __all__ = ["read_inputs_file"]
 
+_CORE = "tag:yaml.org,2002:"  # the prefix of the tags YAML gives its own types
+_KINDS = {  # how to call what YAML made of a key, by its tag
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "null": "null",
+    "timestamp": "a date",
+    "binary": "bytes",
+    "seq": "a list",
+    "map": "a mapping",
+    "set": "a set",
+}
+
 
 def read_inputs_file(path: Path) -> dict[str, Any]:
     """The mapping ``path`` holds; an empty file (or one of comments only) means no values.
 
-    Whatever cannot be used (missing, a directory, not UTF-8, not YAML, not a mapping) is a
-    :class:`click.ClickException` of one sentence naming the file and what to do.
+    Whatever cannot be used (missing, a directory, not UTF-8, not YAML, not a mapping, a key that is not a string) is
+    a :class:`click.ClickException` of one sentence naming the file and what to do.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -33,7 +47,7 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
             f"cannot read {path} ({e.strerror or e}): give a YAML file of names and values"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = _load(path, text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -49,4 +63,36 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
         raise click.ClickException(
             f"{path} holds a {type(data).__name__}, not a mapping of names to values: write one `name: value` per line"
         )
+    for key in data:
+        if not isinstance(key, str):  # only a `<<` merge can bring one past the look at the keys
+            raise click.ClickException(
+                f"{path}: the key `{key}` that `<<` merges in is not a string, so it names nothing; "
+                "quote it where it is written"
+            )
     return data
+
+
+def _load(path: Path, text: str) -> Any:
+    """What ``yaml.safe_load(text)`` does, with a look at the keys of a mapping before they become values."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if isinstance(node, yaml.MappingNode):
+            _refuse_keys_that_are_not_strings(path, text, node)
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+
+
+def _refuse_keys_that_are_not_strings(path: Path, text: str, mapping: yaml.MappingNode) -> None:
+    """Refuses a key YAML reads as another type (`1`, `true`, `[a]`): a name must be a string."""
+    for key, _ in mapping.value:
+        kind = key.tag.removeprefix(_CORE)
+        if kind == key.tag or kind in ("str", "merge"):  # a local tag (`!x`) is the constructor's to refuse
+            continue
+        written = " ".join(text[key.start_mark.index : key.end_mark.index].split())
+        raise click.ClickException(
+            f"{path}:{key.start_mark.line + 1}:{key.start_mark.column + 1}: the key `{written}` is "
+            f"{_KINDS.get(kind, f'a {kind}')}, not a name; quote it ({json.dumps(written, ensure_ascii=False)}) "
+            "to make it one"
+        )

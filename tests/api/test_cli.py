@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tempano.api.cli import main
+from tempano.api.inputs_file import read_inputs_file
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -111,14 +112,37 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         env = {"TEMPANO_DATA_DIR": str(tmp_path), **env}
         return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
 
-    r = await asyncio.to_thread(run, "deployments", "create", "x", "-b", "y", "-i", "a=[")
-    assert r.exit_code == 1 and "input 'a=[' is not valid YAML" in r.output
+    # A NAME=VALUE pair: one sentence naming the input, PyYAML's problem at its column, and the value as a string.
+    pairs = {
+        ("deployments", "create", "x", "-b", "y", "-i", "a=["): "input 'a': '[' is not valid YAML (expected the "
+        "node content, but found '<stream end>' at column 2); fix it, or pass it as a string with -i 'a=\"[\"'",
+        ("install", str(HELLO), "-i", "x=[a, b"): "input 'x': '[a, b' is not valid YAML (expected ',' or ']', but "
+        "got '<stream end>' at column 6); fix it, or pass it as a string with -i 'x=\"[a, b\"'",
+        ("executions", "start", "install", "-d", "x", "-p", "y=a\n  b: ["): "parameter 'y': 'a\\n  b: [' is not "
+        "valid YAML (mapping values are not allowed here at line 2, column 4); fix it, or pass it as a string with "
+        "-p 'y=\"a\\n  b: [\"'",
+        ("deployments", "create", "x", "-b", "y", "-i", "x=\x01"): "input 'x': '\\x01' is not valid YAML (character "
+        "#x0001 at column 1 is not allowed); fix it, or pass it as a string with -i 'x=\"\\x01\"'",
+        ("deployments", "create", "x", "-b", "y", "-i", "=5"): "input '=5' has no name: write NAME=VALUE",
+        ("executions", "start", "install", "-d", "x", "-p", "=5"): "parameter '=5' has no name: write NAME=VALUE",
+    }
+    for command, sentence in pairs.items():
+        r = await asyncio.to_thread(run, *command)
+        assert (r.exit_code, r.output) == (1, f"Error: {sentence}\n"), command
     # Every command taking a file of inputs reads it the same way: one sentence naming the file and what to do.
-    files = {name: tmp_path / name for name in ("broken.yaml", "binary.yaml", "list.yaml", "control.yaml")}
-    files["broken.yaml"].write_text("a: [\n")
+    written = {
+        "broken.yaml": "a: [\n",
+        "list.yaml": "- a\n- b\n",
+        "control.yaml": "a: \x01\n",
+        "number-key.yaml": "a: 1\n1: x\n",
+        "boolean-key.yaml": "{a: 1, true: y}\n",
+        "list-key.yaml": "[a]: b\n",  # PyYAML cannot even build this mapping (a list is unhashable)
+        "merged-key.yaml": "<<: {1: x}\n",
+    }
+    files = {name: tmp_path / name for name in ("binary.yaml", *written)}
+    for name, text in written.items():
+        files[name].write_text(text)
     files["binary.yaml"].write_bytes(b"\xd0\x00")
-    files["list.yaml"].write_text("- a\n- b\n")
-    files["control.yaml"].write_text("a: \x01\n")
     missing, directory = tmp_path / "missing.yaml", tmp_path
     expected = {
         files["broken.yaml"]: f"{files['broken.yaml']}:2:1: not valid YAML (expected the node content, but found "
@@ -128,6 +152,14 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "`name: value` per line",
         files["control.yaml"]: f"{files['control.yaml']}: not valid YAML (character #x0001 at position 3 is not "
         "allowed); remove it",
+        files["number-key.yaml"]: f"{files['number-key.yaml']}:2:1: the key `1` is an integer, not a name; quote it "
+        '("1") to make it one',
+        files["boolean-key.yaml"]: f"{files['boolean-key.yaml']}:1:8: the key `true` is a boolean, not a name; quote "
+        'it ("true") to make it one',
+        files["list-key.yaml"]: f"{files['list-key.yaml']}:1:1: the key `[a]` is a list, not a name; quote it "
+        '("[a]") to make it one',
+        files["merged-key.yaml"]: f"{files['merged-key.yaml']}: the key `1` that `<<` merges in is not a string, so "
+        "it names nothing; quote it where it is written",
         missing: f"cannot read {missing} (No such file or directory): give a YAML file of names and values",
         directory: f"cannot read {directory} (Is a directory): give a YAML file of names and values",
     }
@@ -140,5 +172,8 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         ):
             r = await asyncio.to_thread(run, *command)
             assert (r.exit_code, r.output) == (1, f"Error: {sentence}\n"), command
+    # Quoted keys, `!!str` and merges of string keys are names.
+    (tmp_path / "names.yaml").write_text("'1': a\n!!str true: b\n<<: {c: 3}\n")
+    assert read_inputs_file(tmp_path / "names.yaml") == {"1": "a", "true": "b", "c": 3}
     r = await asyncio.to_thread(run, "deployments", "list", TEMPANO_API_PORT="abc")
     assert r.exit_code == 1 and "TEMPANO_API_PORT: Input should be a valid integer" in r.output
