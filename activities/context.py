@@ -39,7 +39,7 @@ class ActivityContext(OperationContext):
         attempt: int,
         instance: InstanceView,
         host: InstanceView | None,
-        relationships: tuple[Relationship, ...],
+        relationships: tuple[Relationship, ...] | Callable[[], tuple[Relationship, ...]],
         source: InstanceView | None,
         target: InstanceView | None,
         blueprint_dir: Path | None,
@@ -57,7 +57,7 @@ class ActivityContext(OperationContext):
         self.attempt = attempt
         self.instance = instance
         self.host = host
-        self.relationships = relationships
+        self._relationships = relationships
         self.source = source
         self.target = target
         self.blueprint_dir = blueprint_dir
@@ -69,6 +69,20 @@ class ActivityContext(OperationContext):
             self._details[TASK_TAG] = tag
         self._lock = threading.Lock()
         self.lines: list[str] = []
+
+    @property
+    def relationships(self) -> tuple[Relationship, ...]:
+        """Built on first use when given as a function: most operations never look at them, and an instance
+        related to dozens of others spent more on their views than on the rest of starting the operation."""
+        with self._lock:
+            if callable(self._relationships):
+                self._relationships = self._relationships()
+            return self._relationships
+
+    @relationships.setter
+    def relationships(self, value: tuple[Relationship, ...]) -> None:
+        with self._lock:
+            self._relationships = value
 
     def record_resource(
         self, kind: str, resource_id: str, data: Mapping[str, Any] | None = None, *, external: bool = False

@@ -450,7 +450,7 @@ class EngineActivities:
         }
         me = views[run_on]
         host = _view(plan, instances[me.host_id]) if me.host_id and me.host_id in instances else None
-        relationships = _relationship_views(plan, instances[run_on], instances, views) if rel is None else ()
+        relationships = functools.partial(_relationship_views, plan, instances[run_on], instances, views)
         plugin_name = spec.implementation.split(".", 1)[0]
         ctx = _make_context(
             self,
@@ -461,7 +461,7 @@ class EngineActivities:
             attempt=attempt,
             me=me,
             host=host,
-            relationships=relationships,
+            relationships=relationships if rel is None else (),
             source=views[task.instance_id] if rel is not None else None,
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
             heartbeat_details=previous,
@@ -1031,7 +1031,7 @@ def _make_context(
     attempt: int,
     me: InstanceView,
     host: InstanceView | None,
-    relationships: Sequence[Relationship],
+    relationships: Sequence[Relationship] | Callable[[], tuple[Relationship, ...]],
     source: InstanceView | None,
     target: InstanceView | None,
     heartbeat_details: Mapping[str, Any],
@@ -1049,7 +1049,7 @@ def _make_context(
         attempt=attempt,
         instance=me,
         host=host,
-        relationships=tuple(relationships),
+        relationships=relationships if callable(relationships) else tuple(relationships),
         source=source,
         target=target,
         blueprint_dir=acts.blueprint_dir(input.deployment_id),
