@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -450,7 +450,10 @@ class EngineActivities:
         }
         me = views[run_on]
         host = _view(plan, instances[me.host_id]) if me.host_id and me.host_id in instances else None
-        relationships = functools.partial(_relationship_views, plan, instances[run_on], instances, views)
+        # Built when the plugin first reads them (see ActivityContext.relationships).
+        relationships = (
+            functools.partial(_relationship_views, plan, instances[run_on], instances, views) if rel is None else ()
+        )
         plugin_name = spec.implementation.split(".", 1)[0]
         ctx = _make_context(
             self,
@@ -461,7 +464,7 @@ class EngineActivities:
             attempt=attempt,
             me=me,
             host=host,
-            relationships=relationships if rel is None else (),
+            relationships=relationships,
             source=views[task.instance_id] if rel is not None else None,
             target=views.get(task.target_id) if rel is not None and task.target_id else None,
             heartbeat_details=previous,
@@ -1031,7 +1034,7 @@ def _make_context(
     attempt: int,
     me: InstanceView,
     host: InstanceView | None,
-    relationships: Sequence[Relationship] | Callable[[], tuple[Relationship, ...]],
+    relationships: tuple[Relationship, ...] | Callable[[], tuple[Relationship, ...]],
     source: InstanceView | None,
     target: InstanceView | None,
     heartbeat_details: Mapping[str, Any],
@@ -1049,7 +1052,7 @@ def _make_context(
         attempt=attempt,
         instance=me,
         host=host,
-        relationships=relationships if callable(relationships) else tuple(relationships),
+        relationships=relationships,
         source=source,
         target=target,
         blueprint_dir=acts.blueprint_dir(input.deployment_id),

@@ -304,16 +304,18 @@ class WorkflowContext:
         may use get_attribute and the like); ``max_attempts`` overrides the blueprint's retry policy. When the execution
         resumes another, what succeeded there is skipped unless ``rerun`` (checks whose answer may have changed)."""
         return await self._batches(
-            list(instance_ids),
-            node=operation,
-            phases=(),
-            final_state=None,
-            operation=operation,
-            operation_inputs=dict(inputs) if inputs else None,
-            max_attempts=max_attempts,
-            continue_on_error=continue_on_error,
-            repeat=self._repeat([operation], list(instance_ids)),
-            rerun=rerun,
+            self._batch_inputs(
+                list(instance_ids),
+                node=operation,
+                phases=(),
+                final_state=None,
+                operation=operation,
+                operation_inputs=dict(inputs) if inputs else None,
+                max_attempts=max_attempts,
+                continue_on_error=continue_on_error,
+                repeat=self._repeat([operation], list(instance_ids)),
+                rerun=rerun,
+            )
         )
 
     async def lifecycle(
@@ -350,37 +352,36 @@ class WorkflowContext:
         done: set[str] = set()
         failures: dict[str, str] = {}
         running: dict[asyncio.Task[BatchResult], str] = {}
-        step_args: dict[str, Any] = {
-            "phases": tuple(phases),
-            "final_state": final_state,
-            "continue_on_error": continue_on_error,
-            "only_targets": only_targets,
-            "repeat": repeat,
-        }
+
+        def batches(name: str) -> list[BatchInput]:
+            return self._batch_inputs(
+                pending[name].instance_ids,
+                node=name,
+                phases=tuple(phases),
+                final_state=final_state,
+                continue_on_error=continue_on_error,
+                only_targets=only_targets,
+                repeat=repeat,
+            )
+
         # A step's batches are planned once every step it waits on has started, while they run: when they end,
         # its operations start at once. (Child batches plan themselves.)
         ahead = not children and workflow.patched(PLAN_AHEAD)
-        plans: dict[str, list[asyncio.Task[BatchPlan]]] = {}
+        planned: dict[str, tuple[list[BatchInput], list[asyncio.Task[BatchPlan]]]] = {}
         try:
             while pending or running:
                 if not failures or continue_on_error:
                     for name in sorted(pending):
-                        step = pending[name]
-                        if all(a in done for a in step.after):
+                        if all(a in done for a in pending[name].after):
+                            inputs, plans = planned.pop(name, None) or (batches(name), None)
                             del pending[name]
-                            coro = self._batches(
-                                step.instance_ids,
-                                node=name,
-                                children=children,
-                                plans=plans.pop(name, None),
-                                **step_args,
-                            )
+                            coro = self._batches(inputs, children=children, plans=plans)
                             running[asyncio.ensure_future(coro)] = name
                     started = done | set(running.values())
                     for name in sorted(pending):
-                        if ahead and name not in plans and all(a in started for a in pending[name].after):
-                            batches = self._batch_inputs(pending[name].instance_ids, node=name, **step_args)
-                            plans[name] = [asyncio.ensure_future(_plan(b)) for b in batches]
+                        if ahead and name not in planned and all(a in started for a in pending[name].after):
+                            inputs = batches(name)
+                            planned[name] = (inputs, [asyncio.ensure_future(_plan(b)) for b in inputs])
                 if not running:
                     break
                 try:
@@ -404,7 +405,7 @@ class WorkflowContext:
                 self.progress_state.show()
         finally:
             # Plans of steps that will not run (a failure stopped the walk, or it was cancelled).
-            unused = [plan for batch_plans in plans.values() for plan in batch_plans]
+            unused = [plan for _, batch_plans in planned.values() for plan in batch_plans]
             for plan in unused:
                 plan.cancel()
             await asyncio.gather(*unused, return_exceptions=True)
@@ -510,36 +511,13 @@ class WorkflowContext:
 
     async def _batches(
         self,
-        instance_ids: Sequence[str],
+        inputs: Sequence[BatchInput],
         *,
-        node: str,
-        phases: tuple[str, ...],
-        final_state: str | None,
         children: bool = False,
-        operation: str | None = None,
-        operation_inputs: dict[str, Any] | None = None,
-        max_attempts: int | None = None,
-        continue_on_error: bool = False,
-        only_targets: Sequence[str] | None = None,
-        repeat: int = 1,
-        rerun: bool = False,
         plans: Sequence[Awaitable[BatchPlan]] | None = None,
     ) -> BatchResult:
-        """Runs the instances' operations in batches of BATCH_SIZE (``plans``: the batches' plans, if made ahead)."""
+        """Runs the batches of one call (see :meth:`_batch_inputs`) together; ``plans``: theirs, if made ahead."""
         await self._started()
-        inputs = self._batch_inputs(
-            instance_ids,
-            node=node,
-            phases=phases,
-            final_state=final_state,
-            operation=operation,
-            operation_inputs=operation_inputs,
-            max_attempts=max_attempts,
-            continue_on_error=continue_on_error,
-            only_targets=only_targets,
-            repeat=repeat,
-            rerun=rerun,
-        )
         if children:
             results = await asyncio.gather(*(self._child_batch(b) for b in inputs))
         else:
@@ -555,9 +533,9 @@ class WorkflowContext:
             operations=sum(r.operations for r in results),
             unhealthy=tuple(i for r in results for i in r.unhealthy),
         )
-        if phases:
+        if any(b.phases for b in inputs):  # lifecycle phases count instances done (one operation does not)
             self.progress_state.done += len(merged.succeeded)
-        if merged.failed and not continue_on_error:
+        if merged.failed and not inputs[0].continue_on_error:  # the batches of one call share it
             raise WorkflowFailure("; ".join(merged.failed[k] for k in sorted(merged.failed)))
         return merged
 
@@ -576,6 +554,7 @@ class WorkflowContext:
         repeat: int = 1,
         rerun: bool = False,
     ) -> list[BatchInput]:
+        """The batches (BATCH_SIZE instances each) of one call of :meth:`_batches`."""
         chunks = [tuple(instance_ids[i : i + BATCH_SIZE]) for i in range(0, len(instance_ids), BATCH_SIZE)]
         return [
             BatchInput(
