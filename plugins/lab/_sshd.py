@@ -57,6 +57,10 @@ def write_server_files(server_dir: Path, *, address: str, public_key: Path, user
             what=f"generating the ssh host key of server {server_dir.name}",
         )
     (server_dir / "authorized_keys").write_text(public_key.read_text())
+    # A lab server shares the worker's file system: its sessions' temp files (Ansible's module payloads, left behind
+    # when a task is killed) go to its own directory, which goes away with the server, not to the host's /tmp.
+    tmp = server_dir / "tmp"
+    tmp.mkdir(exist_ok=True, mode=0o700)
     config = server_dir / "sshd_config"
     config.write_text(
         "\n".join(
@@ -75,6 +79,7 @@ def write_server_files(server_dir: Path, *, address: str, public_key: Path, user
                 "StrictModes no",
                 "PrintMotd no",
                 "UseDNS no",
+                f"SetEnv TMPDIR={tmp}",
                 "Subsystem sftp internal-sftp",
                 "",
             ]

@@ -175,12 +175,26 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
     kills = creates = adopted = retried = 0
     hits: Counter[str] = Counter()  # kills each execution lived through
 
-    async def kill_during(refs: dict[str, ExecutionRef]) -> int:
-        """SIGKILLs the worker 1-3 times while the executions run (restarting it each time); the kills made."""
+    async def reached(refs: dict[str, ExecutionRef], table: str, target: int, timeout: float = 120.0) -> None:
+        """Waits until one of the deployments has `target` rows in the plugin's `table` (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if max(len(plugin_record(records, table, d)) for d in refs) >= target:
+                return
+            await asyncio.sleep(0.02)
+
+    async def kill_during(refs: dict[str, ExecutionRef], table: str) -> int:
+        """SIGKILLs the worker 1-3 times while the executions run (restarting it each time); the kills made.
+
+        The first kill comes when the furthest execution has made a random number (0 to 3/4 of the instances) of
+        its creates (deletes): a point in the work, not in time, so that it lands in every execution however fast
+        the engine gets. The others come at random times."""
         made = 0
         for n in range(rng.randint(1, 3)):
-            # The first kill comes early enough to land in every execution, the others anywhere.
-            await asyncio.sleep(rng.uniform(0.1, 4.0 if n == 0 else 8.0))
+            if n == 0:
+                await reached(refs, table, rng.randint(0, INSTANCES * 3 // 4))
+            else:
+                await asyncio.sleep(rng.uniform(0.1, 8.0))
             running = [
                 r.execution_id for r in refs.values() if store.get_execution(r.execution_id).status not in TERMINAL
             ]
@@ -201,7 +215,7 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
                 deployment_id = f"crash-{trial}"
                 await tempano.create_deployment(deployment_id, "crash50")
                 refs[deployment_id] = await tempano.start_execution(deployment_id, "install")
-            kills += await kill_during(refs)
+            kills += await kill_during(refs, "creates")
             for deployment_id, ref in refs.items():
                 try:
                     execution = await tempano.wait_execution(ref.execution_id, timeout=300)
@@ -220,7 +234,7 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
 
         # Uninstalls, killed too: each resource the ledger holds is deleted exactly once, nothing is left.
         refs = {d: await tempano.start_execution(d, "uninstall") for d in ("crash-1", "crash-2")[:trials]}
-        kills += await kill_during(refs)
+        kills += await kill_during(refs, "deletes")
         for deployment_id, ref in refs.items():
             execution = await tempano.wait_execution(ref.execution_id, timeout=300)
             assert execution.status == "succeeded", f"{deployment_id} uninstall (seed {seed}): {execution.error}"

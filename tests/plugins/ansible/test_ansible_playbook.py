@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import textwrap
 import threading
 import time
@@ -142,8 +143,14 @@ def test_an_unreachable_host_is_retryable(lab: LabDeployment, blueprint_dir: Pat
         run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook}))
 
 
-def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path) -> None:
+def payloads(directory: Path, pattern: str = "ansible_*_payload_*") -> set[Path]:
+    """Module payload directories that Ansible's AnsiballZ wrapper made on a target and did not remove."""
+    return set(directory.glob(pattern))
+
+
+def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path, tmp_path: Path) -> None:
     server = lab.server("fw")
+    in_host_tmp = payloads(Path(tempfile.gettempdir()))
     playbook = write(
         blueprint_dir,
         "slow.yaml",
@@ -166,6 +173,9 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
     with pytest.raises(NonRetryableError, match=r"playbook slow.yaml on fw_1 was cancelled"):
         run_playbook(ctx)
     assert time.monotonic() - started < 20
+    # The killed tasks left their payloads behind; they are in the lab server's own directory, which goes with it.
+    assert len(payloads(tmp_path / "lab", "*/servers/*/tmp/ansible_*_payload_*")) == 2
+    assert payloads(Path(tempfile.gettempdir())) <= in_host_tmp
 
 
 def test_extra_vars_merge_playbook_vars_under_inputs() -> None:
