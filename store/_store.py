@@ -61,6 +61,13 @@ _SET_STATES = (
     .where(_NI.c.deployment_id == bindparam("deployment"), _NI.c.id.in_(bindparam("instances", expanding=True)))
     .values(state=bindparam("new_state"), version=_NI.c.version + 1)
 )
+_SET_STATES_DELETED = (
+    update(_NI)
+    .where(_NI.c.deployment_id == bindparam("deployment"), _NI.c.id.in_(bindparam("instances", expanding=True)))
+    .values(state="deleted", attributes={}, outputs={}, version=_NI.c.version + 1)
+)
+"""An instance that reaches "deleted" keeps no runtime attributes or outputs: what they described is gone, and a
+reinstall (heal, reinstall, scale) must start afresh, not from a deleted server's id or address."""
 _LOCK_AND_READ_RUNTIME = (
     update(_NI).where(*_THIS_INSTANCE).values(version=_NI.c.version + 1).returning(_NI.c.attributes, _NI.c.outputs)
 )
@@ -508,7 +515,7 @@ class Store(ApiQueries):
             conn.execute(
                 update(s.node_instances)
                 .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
-                .values(removed=True, state="deleted")
+                .values(removed=True, state="deleted", attributes={}, outputs={})
             )
 
     def merge_attributes(
@@ -525,15 +532,6 @@ class Store(ApiQueries):
         transaction; idempotent."""
         with self.together() as together:
             together.merge_attributes(deployment_id, instance_id, writes, outputs=outputs, state=state, events=events)
-
-    def clear_attributes(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
-        """Forget runtime attributes and outputs (an instance deleted for reinstall starts afresh)."""
-        with self._begin() as conn:
-            conn.execute(
-                update(s.node_instances)
-                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
-                .values(attributes={}, outputs={})
-            )
 
     # ---------------------------------------------------------------- ledger
 
@@ -757,6 +755,8 @@ class _Merge:
         all_outputs = dict(row.outputs or {})
         if self.outputs is not None:
             all_outputs[self.outputs[0]] = dict(self.outputs[1])
+        if self.state == "deleted":  # see _SET_STATES_DELETED
+            attributes, all_outputs = {}, {}
         values = {**this, "new_attributes": attributes, "new_outputs": all_outputs}
         if self.state is None:
             conn.execute(_WRITE_RUNTIME, values)
@@ -771,9 +771,11 @@ class _States:
     state: str
 
     def run(self, conn: Connection) -> None:
-        conn.execute(
-            _SET_STATES, {"deployment": self.deployment_id, "instances": self.instance_ids, "new_state": self.state}
-        )
+        these = {"deployment": self.deployment_id, "instances": self.instance_ids}
+        if self.state == "deleted":
+            conn.execute(_SET_STATES_DELETED, these)
+        else:
+            conn.execute(_SET_STATES, {**these, "new_state": self.state})
 
 
 class Writes:

@@ -56,6 +56,9 @@ async def test_reinstall_of_subgraph_rewires_peers(
 ) -> None:
     await deploy("heal-re")
     before = {i.id: i.attributes["resource_id"] for i in engine.store.node_instances("heal-re")}
+    # what the old server's operations wrote and the new one's do not: it must not outlive the old server
+    engine.store.merge_attributes("heal-re", "vm_1", {"console_url": "http://old-console"})
+    engine.store.merge_attributes("heal-re", "lb_1", {"console_url": "http://lb-console"})
     rec.unhealthy.add("vm_1")
     execution = await engine.run("heal-re", "heal", {"node_instance_id": "vm_1"}, timeout=120)
     assert execution.status == "succeeded", execution.error
@@ -83,6 +86,8 @@ async def test_reinstall_of_subgraph_rewires_peers(
         k: v for k, v in before.items() if k not in {"vm_1", "app_1"}
     }
     assert {i.state for i in engine.store.node_instances("heal-re")} == {"started"}
+    assert "console_url" not in engine.store.node_instance("heal-re", "vm_1").attributes
+    assert engine.store.node_instance("heal-re", "lb_1").attributes["console_url"] == "http://lb-console"
     leftovers(engine, rec, "heal-re")
 
 

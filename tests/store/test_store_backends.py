@@ -166,10 +166,30 @@ def test_node_instances_states_removal_and_merges(backend: Store) -> None:
     assert web_1.attributes == {"ip": "10.0.0.1", "nested": {"k": [1, 2]}, "port": 80}
     assert web_1.outputs == {"Standard.create": {"id": "x"}}
     assert web_1.state == "created"
-    backend.clear_attributes("d1", ["web_1"])
-    assert backend.node_instance("d1", "web_1").attributes == {}
     with pytest.raises(NotFound):
         backend.merge_attributes("d1", "web_9", {"a": 1})
+
+
+def test_a_deleted_instance_keeps_no_attributes(backend: Store) -> None:
+    """Whichever write makes an instance "deleted" (a step's final state, a delete operation's end, scale-in's
+    removal), its attributes and outputs go with it: a reinstall starts afresh. Other states keep them."""
+    _deployment(backend)
+    backend.add_node_instances("d1", [NewInstance(id="web_4", node="web", index=4)])
+    runtime = {"ip": "10.0.0.1", "server_id": "s-1"}
+    for instance_id in ("web_1", "web_2", "web_3", "web_4"):
+        backend.merge_attributes("d1", instance_id, runtime, outputs=("Standard.create", {"id": "x"}), state="started")
+    backend.set_states("d1", ["web_1", "web_2"], "stopped")
+    assert backend.node_instance("d1", "web_1").attributes == runtime
+
+    backend.set_states("d1", ["web_1", "web_2"], "deleted")
+    backend.merge_attributes("d1", "web_3", {"deleted_at": "now"}, outputs=("Standard.delete", {}), state="deleted")
+    backend.mark_removed("d1", ["web_4"])
+    for instance in backend.node_instances("d1", include_removed=True):
+        assert (instance.state, instance.attributes, instance.outputs) == ("deleted", {}, {}), instance.id
+
+    # installed again: only what the new operations write
+    backend.merge_attributes("d1", "web_1", {"ip": "10.0.0.9"}, state="created")
+    assert backend.node_instance("d1", "web_1").attributes == {"ip": "10.0.0.9"}
 
 
 def test_concurrent_attribute_merges_lose_nothing(backend: Store) -> None:
