@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-DeploymentStatus = Literal["created", "installing", "installed", "failed", "uninstalling", "uninstalled", "busy"]
+DeploymentStatus = Literal[
+    "created", "installing", "installed", "failed", "cancelled", "uninstalling", "uninstalled", "busy"
+]
 ExecutionStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "terminated"]
 InstanceState = Literal[
     "uninitialized",

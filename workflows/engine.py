@@ -112,8 +112,9 @@ class ExecutionWorkflow:
             # Graceful: the operations in flight were cancelled and have reported back (their instances are
             # back to the state they had); what succeeded stays, and a resume runs the rest.
             await _settled(ctx)
+            # The deployment says so too ("cancelled", not "failed"): an operator stopped it half-way on purpose.
             await self._status(
-                input, "cancelled", error="cancelled by request", deployment_status=statuses[2] if statuses else None
+                input, "cancelled", error="cancelled by request", deployment_status="cancelled" if statuses else None
             )
             workflow.set_current_details("cancelled")
             raise

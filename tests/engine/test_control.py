@@ -45,6 +45,7 @@ async def test_cancel_is_graceful_and_resume_runs_only_the_rest(engine: Tempano,
     assert await engine.cancel_execution(ref.execution_id) == "cancellation requested"
     cancelled = await engine.wait_execution(ref.execution_id, timeout=90)
     assert cancelled.status == "cancelled"
+    assert engine.store.get_deployment("cr").status == "cancelled"
     # The running operation got the cancellation (through its heartbeat) and stopped; its instance is back to
     # the state before the operation; nothing is left half-way.
     assert rec.cancelled == [("vm_2", "configure")]
