@@ -115,7 +115,7 @@ def _inputs(
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.ClickException(f"{kind} {pair!r}: write NAME=VALUE")
-        if not name:
+        if not name.strip():
             raise click.ClickException(f"{kind} {pair!r} has no name: write NAME=VALUE")
         try:
             values[name] = yaml.safe_load(value)

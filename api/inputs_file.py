@@ -85,9 +85,15 @@ def _load(path: Path, text: str) -> Any:
 
 
 def _refuse_keys_that_are_not_strings(path: Path, text: str, mapping: yaml.MappingNode) -> None:
-    """Refuses a key YAML reads as another type (`1`, `true`, `[a]`): a name must be a string."""
+    """Refuses a key YAML reads as another type (`1`, `true`, `[a]`), or an empty or blank one: a name must be a
+    string with something in it."""
     for key, _ in mapping.value:
         kind = key.tag.removeprefix(_CORE)
+        if kind == "str" and not str(key.value).strip():
+            raise click.ClickException(
+                f"{path}:{key.start_mark.line + 1}:{key.start_mark.column + 1}: a key is "
+                f"{'empty' if not key.value else 'only blanks'}; write a name there"
+            )
         if kind == key.tag or kind in ("str", "merge"):  # a local tag (`!x`) is the constructor's to refuse
             continue
         written = " ".join(text[key.start_mark.index : key.end_mark.index].split())

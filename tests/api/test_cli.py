@@ -125,6 +125,7 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "#x0001 at column 1 is not allowed); fix it, or pass it as a string with -i 'x=\"\\x01\"'",
         ("deployments", "create", "x", "-b", "y", "-i", "=5"): "input '=5' has no name: write NAME=VALUE",
         ("executions", "start", "install", "-d", "x", "-p", "=5"): "parameter '=5' has no name: write NAME=VALUE",
+        ("deployments", "create", "x", "-b", "y", "-i", " =5"): "input ' =5' has no name: write NAME=VALUE",
     }
     for command, sentence in pairs.items():
         r = await asyncio.to_thread(run, *command)
@@ -138,6 +139,8 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "boolean-key.yaml": "{a: 1, true: y}\n",
         "list-key.yaml": "[a]: b\n",  # PyYAML cannot even build this mapping (a list is unhashable)
         "merged-key.yaml": "<<: {1: x}\n",
+        "empty-key.yaml": '"": x\n',
+        "blank-key.yaml": 'a: 1\n"  ": x\n',
     }
     files = {name: tmp_path / name for name in ("binary.yaml", *written)}
     for name, text in written.items():
@@ -160,6 +163,8 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         '("[a]") to make it one',
         files["merged-key.yaml"]: f"{files['merged-key.yaml']}: the key `1` that `<<` merges in is not a string, so "
         "it names nothing; quote it where it is written",
+        files["empty-key.yaml"]: f"{files['empty-key.yaml']}:1:1: a key is empty; write a name there",
+        files["blank-key.yaml"]: f"{files['blank-key.yaml']}:2:1: a key is only blanks; write a name there",
         missing: f"cannot read {missing} (No such file or directory): give a YAML file of names and values",
         directory: f"cannot read {directory} (Is a directory): give a YAML file of names and values",
     }
