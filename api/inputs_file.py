@@ -48,11 +48,15 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
         ) from None
     try:
         data = _load(path, text)
+    except yaml.composer.ComposerError as e:
+        if e.context != "expected a single document in the stream" or e.problem_mark is None:
+            raise _not_yaml(path, e) from None
+        raise click.ClickException(
+            f"{path}:{e.problem_mark.line + 1}: a second YAML document starts here; keep one mapping of names to "
+            "values in the file"
+        ) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = e.problem or e.context or "invalid YAML"
-        raise click.ClickException(f"{where}: not valid YAML ({problem}); fix the YAML at this place") from None
+        raise _not_yaml(path, e) from None
     except yaml.reader.ReaderError as e:  # a control character: no line or column, a position
         raise click.ClickException(
             f"{path}: not valid YAML (character #x{e.character:04x} at position {e.position} is not allowed); remove it"
@@ -70,6 +74,13 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
                 "quote it where it is written"
             )
     return data
+
+
+def _not_yaml(path: Path, e: yaml.MarkedYAMLError) -> click.ClickException:
+    mark = e.problem_mark or e.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = e.problem or e.context or "invalid YAML"
+    return click.ClickException(f"{where}: not valid YAML ({problem}); fix the YAML at this place")
 
 
 def _load(path: Path, text: str) -> Any:

@@ -141,6 +141,7 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "merged-key.yaml": "<<: {1: x}\n",
         "empty-key.yaml": '"": x\n',
         "blank-key.yaml": 'a: 1\n"  ": x\n',
+        "two-documents.yaml": "a: 1\n---\nb: 2\n",
     }
     files = {name: tmp_path / name for name in ("binary.yaml", *written)}
     for name, text in written.items():
@@ -165,6 +166,8 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "it names nothing; quote it where it is written",
         files["empty-key.yaml"]: f"{files['empty-key.yaml']}:1:1: a key is empty; write a name there",
         files["blank-key.yaml"]: f"{files['blank-key.yaml']}:2:1: a key is only blanks; write a name there",
+        files["two-documents.yaml"]: f"{files['two-documents.yaml']}:2: a second YAML document starts here; keep one "
+        "mapping of names to values in the file",
         missing: f"cannot read {missing} (No such file or directory): give a YAML file of names and values",
         directory: f"cannot read {directory} (Is a directory): give a YAML file of names and values",
     }
