@@ -48,15 +48,11 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
         ) from None
     try:
         data = _load(path, text)
-    except yaml.composer.ComposerError as e:
-        if e.context != "expected a single document in the stream" or e.problem_mark is None:
-            raise _not_yaml(path, e) from None
-        raise click.ClickException(
-            f"{path}:{e.problem_mark.line + 1}: a second YAML document starts here; keep one mapping of names to "
-            "values in the file"
-        ) from None
     except yaml.MarkedYAMLError as e:
-        raise _not_yaml(path, e) from None
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = e.problem or e.context or "invalid YAML"
+        raise click.ClickException(f"{where}: not valid YAML ({problem}); fix the YAML at this place") from None
     except yaml.reader.ReaderError as e:  # a control character: no line or column, a position
         raise click.ClickException(
             f"{path}: not valid YAML (character #x{e.character:04x} at position {e.position} is not allowed); remove it"
@@ -76,26 +72,24 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _not_yaml(path: Path, e: yaml.MarkedYAMLError) -> click.ClickException:
-    mark = e.problem_mark or e.context_mark
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-    problem = e.problem or e.context or "invalid YAML"
-    return click.ClickException(f"{where}: not valid YAML ({problem}); fix the YAML at this place")
-
-
 def _load(path: Path, text: str) -> Any:
     """What ``yaml.safe_load(text)`` does, with a look at the keys of a mapping before they become values."""
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        node = loader.get_node() if loader.check_node() else None
+        if loader.check_node():  # what it looked at is the second document's start
+            raise click.ClickException(
+                f"{path}:{loader.current_event.start_mark.line + 1}: a second YAML document starts here; keep one "
+                "mapping of names to values in the file"
+            )
         if isinstance(node, yaml.MappingNode):
-            _refuse_keys_that_are_not_strings(path, text, node)
+            _refuse_keys_that_are_not_names(path, text, node)
         return loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()
 
 
-def _refuse_keys_that_are_not_strings(path: Path, text: str, mapping: yaml.MappingNode) -> None:
+def _refuse_keys_that_are_not_names(path: Path, text: str, mapping: yaml.MappingNode) -> None:
     """Refuses a key YAML reads as another type (`1`, `true`, `[a]`), or an empty or blank one: a name must be a
     string with something in it."""
     for key, _ in mapping.value:

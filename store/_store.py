@@ -56,15 +56,13 @@ T = TypeVar("T")
 _NI = s.node_instances
 _THIS_INSTANCE = (_NI.c.deployment_id == bindparam("deployment"), _NI.c.id == bindparam("instance"))
 _ONE_INSTANCE = select(_NI).where(*_THIS_INSTANCE)
-_SET_STATES = (
-    update(_NI)
-    .where(_NI.c.deployment_id == bindparam("deployment"), _NI.c.id.in_(bindparam("instances", expanding=True)))
-    .values(state=bindparam("new_state"), version=_NI.c.version + 1)
+_THESE_INSTANCES = (
+    _NI.c.deployment_id == bindparam("deployment"),
+    _NI.c.id.in_(bindparam("instances", expanding=True)),
 )
+_SET_STATES = update(_NI).where(*_THESE_INSTANCES).values(state=bindparam("new_state"), version=_NI.c.version + 1)
 _SET_STATES_DELETED = (
-    update(_NI)
-    .where(_NI.c.deployment_id == bindparam("deployment"), _NI.c.id.in_(bindparam("instances", expanding=True)))
-    .values(state="deleted", attributes={}, outputs={}, version=_NI.c.version + 1)
+    update(_NI).where(*_THESE_INSTANCES).values(state="deleted", attributes={}, outputs={}, version=_NI.c.version + 1)
 )
 """An instance that reaches "deleted" keeps no runtime attributes or outputs: what they described is gone, and a
 reinstall (heal, reinstall, scale) must start afresh, not from a deleted server's id or address."""
@@ -513,9 +511,7 @@ class Store(ApiQueries):
     def mark_removed(self, deployment_id: str, instance_ids: Sequence[str]) -> None:
         with self._begin() as conn:
             conn.execute(
-                update(s.node_instances)
-                .where(s.node_instances.c.deployment_id == deployment_id, s.node_instances.c.id.in_(instance_ids))
-                .values(removed=True, state="deleted", attributes={}, outputs={})
+                _SET_STATES_DELETED.values(removed=True), {"deployment": deployment_id, "instances": list(instance_ids)}
             )
 
     def merge_attributes(
