@@ -143,6 +143,9 @@ def test_an_unreachable_host_is_retryable(lab: LabDeployment, blueprint_dir: Pat
         run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook}))
 
 
+SERVER_PAYLOADS = "*/servers/*/tmp/ansible_*_payload_*"
+
+
 def payloads(directory: Path, pattern: str = "ansible_*_payload_*") -> set[Path]:
     """Module payload directories that Ansible's AnsiballZ wrapper made on a target and did not remove."""
     return set(directory.glob(pattern))
@@ -167,14 +170,29 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
         run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook, "timeout": 3}))
     assert time.monotonic() - started < 20
 
+    # Cancel once the task runs on the target, so that its payload exists when it is killed; a slow machine may
+    # still be starting the task when a fixed timer fires.
+    on_server = tmp_path / "lab"
+    before = payloads(on_server, SERVER_PAYLOADS)
+    running: list[Path] = []
     ctx = context(lab, server, blueprint_dir, {"playbook": playbook})
-    threading.Timer(2.0, ctx.cancelled.set).start()
+
+    def cancel_when_running() -> None:
+        deadline = time.monotonic() + 30
+        while not running and time.monotonic() < deadline:
+            running.extend(payloads(on_server, SERVER_PAYLOADS) - before)
+            time.sleep(0.05)
+        ctx.cancelled.set()
+
+    threading.Thread(target=cancel_when_running, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(NonRetryableError, match=r"playbook slow.yaml on fw_1 was cancelled"):
         run_playbook(ctx)
-    assert time.monotonic() - started < 20
-    # The killed tasks left their payloads behind; they are in the lab server's own directory, which goes with it.
-    assert len(payloads(tmp_path / "lab", "*/servers/*/tmp/ansible_*_payload_*")) == 2
+    assert time.monotonic() - started < 40
+    # The killed task left its payload behind, in the lab server's own directory, which goes with the server;
+    # none of the killed tasks left one in the host's temporary directory.
+    assert running, "the task never started on the target"
+    assert all(path.exists() for path in running)
     assert payloads(Path(tempfile.gettempdir())) <= in_host_tmp
 
 
