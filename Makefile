@@ -10,7 +10,7 @@ lint: setup     ## ruff (lint + format check) and mypy (strict on tempano's pack
 	.venv/bin/python -m mypy blueprints workflows activities plugins api store
 
 test: setup lint  ## the whole test suite against a real Temporal dev server
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=25
 
 demo: setup     ## bring the stack up, install the example, print outputs and the UI link
 	scripts/demo

@@ -148,24 +148,17 @@ class ActivityContext(OperationContext):
 
 
 @contextmanager
-def heartbeating(beat: Callable[[], None], name: str, restart: threading.Event | None = None) -> Iterator[None]:
-    """Calls ``beat`` every AUTO_HEARTBEAT_S seconds, from a thread of its own (in the caller's context, which holds
-    the activity), while the block runs. A beat that fails stops the beating, never the work. Setting ``restart``
-    starts the interval again (a chain of operations: each operation's first beat comes a full interval after it
-    starts, as with a thread per operation, so operations shorter than that send none)."""
+def heartbeating(beat: Callable[[], None], name: str) -> Iterator[None]:
+    """Calls ``beat`` every AUTO_HEARTBEAT_S seconds (a quarter of the activity's heartbeat timeout when that is
+    shorter), from a thread of its own (in the caller's context, which holds the activity), while the block runs.
+    The cadence runs from the block's start whatever the block does meanwhile: a chain of operations shorter than
+    the interval still beats, however many of them it runs. A beat that fails stops the beating, never the work."""
     done = threading.Event()
-    wake = restart if restart is not None else threading.Event()
     ctx = contextvars.copy_context()
+    interval = beat_interval()
 
     def loop() -> None:
-        while True:
-            if wake.wait(AUTO_HEARTBEAT_S):  # restarted, or the block ended
-                wake.clear()
-                if done.is_set():
-                    return
-                continue
-            if done.is_set():
-                return
+        while not done.wait(interval):
             try:
                 ctx.run(beat)
             except Exception:
@@ -177,5 +170,17 @@ def heartbeating(beat: Callable[[], None], name: str, restart: threading.Event |
         yield
     finally:
         done.set()
-        wake.set()
-        thread.join(timeout=AUTO_HEARTBEAT_S * 2)
+        thread.join(timeout=interval * 2)
+
+
+def beat_interval() -> float:
+    """How often a heartbeating block beats: every AUTO_HEARTBEAT_S seconds, or four times per heartbeat timeout
+    when that is shorter (Temporal sends at most one heartbeat per 0.8 x the timeout, so a beat must be ready well
+    before then)."""
+    try:
+        timeout = activity.info().heartbeat_timeout
+    except RuntimeError:  # not in an activity (a plugin's own test)
+        return AUTO_HEARTBEAT_S
+    if not timeout:
+        return AUTO_HEARTBEAT_S
+    return min(AUTO_HEARTBEAT_S, timeout.total_seconds() / 4)

@@ -106,25 +106,26 @@ class _Chain:
     instances: dict[str, NodeInstanceRecord]
     written: set[str] = field(default_factory=set)
     current: ActivityContext | None = None
-    restart: threading.Event = field(default_factory=threading.Event)
+    last: ActivityContext | None = None
     unwritten: Callable[[Writes], None] | None = None
     unwritten_id: str | None = None
     first: bool = True
 
     @contextmanager
     def running(self, ctx: ActivityContext) -> Iterator[None]:
-        self.current = ctx
-        self.restart.set()
+        self.current = self.last = ctx
         try:
             yield
         finally:
             self.current = None
 
     def beat(self) -> None:
-        """The chain's heartbeat: the running operation's (with its details and cancellation), else a bare one."""
-        current = self.current
-        if current is not None:
-            current.heartbeat()
+        """The chain's heartbeat: the running operation's (with its details and cancellation); between two
+        operations, the last one's again (a bare heartbeat would erase the details that its retry adopts from, while
+        its end is not written yet)."""
+        ctx = self.current or self.last
+        if ctx is not None:
+            ctx.heartbeat()
         else:
             activity.heartbeat()
 
@@ -308,7 +309,7 @@ class EngineActivities:
         chain = _Chain(operation_instances(self.store, plan, input.deployment_id, [owner]))
         # One heartbeat thread for the chain, beating for the operation running (a thread per operation cost
         # more than the operation itself when dozens start together).
-        with heartbeating(chain.beat, f"heartbeat-{first.instance_id}", chain.restart), self._ending(chain):
+        with heartbeating(chain.beat, f"heartbeat-{first.instance_id}"), self._ending(chain):
             for task in input.tasks:
                 if task.key in done:
                     continue

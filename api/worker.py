@@ -131,9 +131,11 @@ def build_worker(
         max_concurrent_activities=threads,
         max_concurrent_local_activities=local,
         max_eager_activity_reservations_per_workflow_task=EAGER_ACTIVITIES,
-        # Cancellation reaches an operation with the answer to its heartbeat, and heartbeats are sent at most
-        # every 0.8 x heartbeat timeout by default (24 s at our default 30 s): 5 s keeps a cancel prompt.
-        max_heartbeat_throttle_interval=timedelta(seconds=5),
+        # Heartbeats are sent at most every 0.8 x the heartbeat timeout by default: 24 s at our default 30 s, which
+        # delays a cancel (it reaches an operation with the answer to a heartbeat), and 4 s at a 5 s timeout, which
+        # leaves 1 s for a busy loop or network before Temporal declares the operation's worker dead. At most 2 s
+        # apart, a cancel arrives within about 2 s and a 5 s timeout has 3 s to spare.
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
         workflow_runner=workflow_runner(client.data_converter),
     )
     _start_threads(pool, threads + local)

@@ -140,7 +140,7 @@ async def test_progress_without_a_worker_answers_in_seconds_with_what_the_store_
         took = loop.time() - started
         assert r.status_code == 200, r.text
         body = r.json()
-        assert took < 15, f"the progress call took {took:.1f} s"
+        assert took < 30, f"the progress call took {took:.1f} s"
         assert body["status"] == "running"
         assert body["details"] == (
             f"no worker answered execution {execution_id}'s progress query within 5 s "

@@ -52,9 +52,9 @@ async def test_temporal_ui_lists_the_deployments_install_and_the_topology_render
     # Visibility lags a little behind the workflow: reload until the list shows the install.
     found = False
     for _ in range(20):
-        await page.goto(url, wait_until="networkidle")
-        try:
-            await page.get_by_text(execution.workflow_id, exact=True).first.wait_for(timeout=3000)
+        try:  # a slow first load is one more try, not a failure
+            await page.goto(url, wait_until="networkidle", timeout=60_000)
+            await page.get_by_text(execution.workflow_id, exact=True).first.wait_for(timeout=5000)
             found = True
             break
         except Exception:

@@ -59,6 +59,7 @@ def served(dev_server: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # its run is bounded at 1500 s below: let that bound speak first
 def test_no_server_error_over_a_thousand_generated_requests(served: tuple[str, str], tmp_path: Path) -> None:
     url, token = served
     auth = {"Authorization": f"Bearer {token}"}

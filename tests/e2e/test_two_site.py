@@ -104,6 +104,7 @@ class Service:
         return tcp_greeting(self.firewall_ns, self.server, 8080) is None and not self.allowed_passes()
 
 
+@pytest.mark.timeout(1500)  # several workflows end to end: minutes on a loaded machine, more than the default
 async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempano, deployment: str) -> None:
     tempano.upload_blueprint("two-site", TWO_SITE / "two_site.yaml")
     await tempano.create_deployment(deployment, "two-site")
@@ -128,7 +129,7 @@ async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempan
     # firewall (the server does listen on it: the firewall itself reaches it).
     assert eventually(service.allowed_passes), "client at site A cannot reach the server at site B on port 80"
     assert tcp_greeting(service.client_ns, service.server, 8080) is None, "port 8080 must be dropped"
-    assert tcp_greeting(service.firewall_ns, service.server, 8080) == "tempano two-site service"
+    assert eventually(lambda: tcp_greeting(service.firewall_ns, service.server, 8080) == "tempano two-site service")
     # Full-size frames cross the stretched network unfragmented: the underlay (MTU 1550) has room for VXLAN.
     assert service.link.attributes["mtu"] == 1500
     full = sh(
@@ -139,8 +140,8 @@ async def test_two_site_install_traffic_heal_and_clean_uninstall(tempano: Tempan
         "ping",
         "-c",
         "1",
-        "-W",
-        "2",
+        "-w",  # a deadline: it sends again each second until a reply comes
+        "10",
         "-M",
         "do",
         "-s",

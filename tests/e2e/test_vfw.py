@@ -142,6 +142,7 @@ async def test_install_day2_failed_playbook_and_uninstall(tempano: Tempano, depl
     assert tempano.store.resources(deployment_id) == []
 
 
+@pytest.mark.timeout(1500)  # several workflows end to end: minutes on a loaded machine, more than the default
 async def test_heal_then_scale_out_and_in(tempano: Tempano, deployment_id: str) -> None:
     out = await install(tempano, deployment_id)
     assert await passes(out, 80)

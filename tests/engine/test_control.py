@@ -30,6 +30,11 @@ async def test_cancel_is_graceful_and_resume_runs_only_the_rest(engine: Tempano,
     rec.block("vm_2", "configure")
     ref = await engine.start_execution("cr", "install")
     await asyncio.to_thread(rec.wait_entered, "vm_2", "configure")
+    # vm_1's operations run beside vm_2's: let them get past configure too before cancelling (asserted below).
+    deadline = asyncio.get_running_loop().time() + 60
+    while not rec.ran("configure", instance="vm_1"):
+        assert asyncio.get_running_loop().time() < deadline, "vm_1 never reached configure"
+        await asyncio.sleep(0.1)
 
     # While it waits, the execution says on what.
     progress = await engine.execution_progress(ref.execution_id)

@@ -64,7 +64,7 @@ def test_a_playbook_sets_iptables_in_a_namespace_and_traffic_follows(
     target_port = lab.port("target_port", target, net)
     address = target_port.attributes["ip_address"]
     start_listener(lab, target, address, [80, 8080])
-    assert tcp_probe(client.attributes["namespace"], address, 8080) == "tempano vfw service"
+    assert tcp_probe(client.attributes["namespace"], address, 8080, timeout=5) == "tempano vfw service"
 
     playbook = write(
         blueprint_dir,
@@ -99,7 +99,7 @@ def test_a_playbook_sets_iptables_in_a_namespace_and_traffic_follows(
     assert result == {"status": "successful", "tasks": {"ok": 1, "changed": 1}}
     assert "target_1 | TASK [allow only the allowed ports] | changed" in caplog.messages
     namespace = client.attributes["namespace"]
-    assert tcp_probe(namespace, address, 80) == "tempano vfw service"
+    assert tcp_probe(namespace, address, 80, timeout=5) == "tempano vfw service"
     assert tcp_probe(namespace, address, 8080).startswith("error: timed out")  # dropped, not refused
     assert not (Path.home() / ".ansible").exists()  # nothing written to the worker's home
 
@@ -168,7 +168,7 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
     started = time.monotonic()
     with pytest.raises(NonRetryableError, match=r"did not finish within 3 s"):
         run_playbook(context(lab, server, blueprint_dir, {"playbook": playbook, "timeout": 3}))
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 60
 
     # Cancel once the task runs on the target, so that its payload exists when it is killed; a slow machine may
     # still be starting the task when a fixed timer fires.
@@ -188,7 +188,7 @@ def test_timeout_and_cancel_stop_the_run(lab: LabDeployment, blueprint_dir: Path
     started = time.monotonic()
     with pytest.raises(NonRetryableError, match=r"playbook slow.yaml on fw_1 was cancelled"):
         run_playbook(ctx)
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 90
     # The killed task left its payload behind, in the lab server's own directory, which goes with the server;
     # none of the killed tasks left one in the host's temporary directory.
     assert running, "the task never started on the target"

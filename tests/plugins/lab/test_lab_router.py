@@ -29,7 +29,7 @@ def test_a_network_behind_the_router_reaches_the_outside_through_nat(lab: LabDep
 
     # the host has no route to 10.76.0.0/24: an answer proves the router translated the source
     assert "10.76.0.0" not in run("ip", "route").stdout
-    done = run("ip", "netns", "exec", vm.attributes["namespace"], "ping", "-c", "1", "-W", "2", outside)
+    done = run("ip", "netns", "exec", vm.attributes["namespace"], "ping", "-c", "1", "-w", "10", outside)
     assert done.returncode == 0, done.stdout + done.stderr
     tag = f"tempano-lab {lab.deployment_id} edge_1"
     assert tag in run("iptables", "-t", "nat", "-S", "POSTROUTING").stdout

@@ -39,7 +39,7 @@ def test_two_servers_on_one_network_ping_each_other(lab: LabDeployment) -> None:
     pb = lab.port("b_port", b, net, ip_address="10.71.0.50")
 
     assert pb.attributes["ip_address"] == "10.71.0.50"
-    done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-W", "2", "10.71.0.50")
+    done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-w", "10", "10.71.0.50")
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(pb.attributes["host_interface"]) <= 15
 
@@ -55,7 +55,7 @@ def test_network_mtu_reaches_the_bridge_and_both_ends_of_each_port(lab: LabDeplo
     assert _system_mtu(pa.attributes["host_interface"]) == 1550
     assert _system_mtu(pa.attributes["interface"], pa.attributes["namespace"]) == 1550
     # 1522 bytes of payload + 28 of headers = a 1550-byte packet, unfragmented
-    done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1522", "10.76.0.50")
+    done = ns_exec(a.attributes["namespace"], "ping", "-c", "1", "-w", "10", "-M", "do", "-s", "1522", "10.76.0.50")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -267,4 +267,4 @@ def test_parallel_creates_share_the_management_network_safely(lab: LabDeployment
     assert len(addresses) == 4
     assert len({s.attributes["mgmt_bridge"] for s in servers}) == 1
     for address in addresses:
-        assert sh("ping", "-c", "1", "-W", "2", address).returncode == 0
+        assert sh("ping", "-c", "1", "-w", "10", address).returncode == 0
