@@ -691,6 +691,8 @@ class EngineActivities:
                 self.store.set_states(input.deployment_id, busy, "error")
         if input.deployment_status:
             self.store.set_deployment_status(input.deployment_id, input.deployment_status)
+        elif input.workflow == "rollback" and input.status == "succeeded":
+            self._status_after_rollback(input.deployment_id)
         message = input.message or f"execution {input.execution_id} ({input.workflow}) {input.status}" + (
             f": {input.error}" if input.error else ""
         )
@@ -702,6 +704,15 @@ class EngineActivities:
             level="error" if input.status == "failed" else "info",
             execution_id=input.execution_id,
         )
+
+    def _status_after_rollback(self, deployment_id: str) -> None:
+        """A failed or cancelled install, uninstall or reinstall, rolled back, leaves nothing installed: the
+        deployment reads `created` again (install it anew) once none of its instances is beyond `uninitialized`.
+        Anything else rolled back (a scale-out, a heal) keeps the status it had."""
+        if self.store.get_deployment(deployment_id).status not in ("failed", "cancelled"):
+            return
+        if {i.state for i in self.store.node_instances(deployment_id)} <= {"uninitialized", "deleted"}:
+            self.store.set_deployment_status(deployment_id, "created")
 
     @activity.defn(name="log_event")
     @_heartbeating

@@ -263,6 +263,7 @@ async def test_resume_and_rollback_of_a_failed_install(api: Api) -> None:
     assert r.status_code == 202, r.text
     rollback = await wait_status(api, r.json()["execution_id"])
     assert rollback["workflow"] == "rollback" and rollback["status"] == "succeeded", rollback
+    assert (await api.viewer.get("/api/v1/deployments/f1")).json()["status"] == "created"
     assert (await api.operator.delete("/api/v1/deployments/f1", params={"force": True})).status_code == 204
 
 

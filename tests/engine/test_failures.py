@@ -44,6 +44,7 @@ async def test_failed_install_names_the_failure_and_rollback_leaves_nothing(
     deleted = sorted(c.instance for c in rec.calls if c.execution == ref.execution_id and c.operation == "delete")
     assert deleted == sorted(i for i, _ in held)
     assert {i.state for i in engine.store.node_instances("rb")} == {"uninitialized"}
+    assert engine.store.get_deployment("rb").status == "created"  # nothing installed: no longer "failed"
 
     # Rolled back to a clean slate, the deployment installs again.
     rec.faults.clear()
