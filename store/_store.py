@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, bindparam, case, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -663,23 +663,26 @@ class Store(ApiQueries):
 
     def running_operations(self, execution_id: str) -> list[EventRecord]:
         """The ``operation_started`` events of an execution not followed (yet) by their operation's end: what it
-        runs now, operation by operation, also inside an activity that runs several in a row."""
+        runs now, operation by operation, also inside an activity that runs several in a row. Worked out by the
+        database (per instance and task key, the last start and the last end), not by reading every event: an
+        execution of 10,000 instances has 60,000 of them."""
+        e = s.events
         ends = ("operation_succeeded", "operation_failed", "operation_cancelled")
-        stmt = (
-            select(s.events)
-            .where(s.events.c.execution_id == execution_id, s.events.c.type.in_(("operation_started", *ends)))
-            .order_by(s.events.c.id)
+        last = (
+            select(
+                func.max(case((e.c.type == "operation_started", e.c.id))).label("start"),
+                func.max(case((e.c.type.in_(ends), e.c.id))).label("end"),
+            )
+            .where(e.c.execution_id == execution_id, e.c.type.in_(("operation_started", *ends)))
+            .group_by(e.c.node_instance_id, e.c.data["task"].as_string())
+            .subquery()
         )
-        running: dict[tuple[str | None, str], EventRecord] = {}
+        running = select(last.c.start).where(
+            last.c.start.is_not(None), or_(last.c.end.is_(None), last.c.start > last.c.end)
+        )
+        stmt = select(e).where(e.c.id.in_(running)).order_by(e.c.id)
         with self.engine.connect() as conn:
-            for row in conn.execute(stmt).all():
-                event = EventRecord(**row._mapping)
-                key = (event.node_instance_id, str(event.data.get("task")))
-                if event.type == "operation_started":
-                    running[key] = event
-                else:
-                    running.pop(key, None)
-        return list(running.values())
+            return [EventRecord(**row._mapping) for row in conn.execute(stmt).all()]
 
     def operation_history(self, execution_id: str, instance_id: str) -> tuple[set[str], dict[str, int]]:
         """An instance's operations in an execution: the keys that succeeded, and per key the attempts started

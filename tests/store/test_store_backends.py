@@ -274,6 +274,61 @@ def test_events_are_added_once_per_key_even_concurrently(backend: Store) -> None
     assert backend.succeeded_operations("d1:1") == {("web_1", "Standard.create")}
 
 
+def test_running_operations_are_the_starts_not_yet_ended(backend: Store) -> None:
+    _deployment(backend, count=5)
+    steps = [
+        # (instance, task key, event type, attempt): in the order they happened
+        ("web_1", "Standard.create", "operation_started", 1),
+        ("web_1", "Standard.create", "operation_succeeded", 1),
+        ("web_1", "Standard.configure", "operation_started", 1),  # running
+        ("web_2", "Standard.create", "operation_started", 1),
+        ("web_2", "Standard.create", "operation_failed", 1),
+        ("web_2", "Standard.create", "operation_started", 2),  # running: its retry
+        ("web_3", "Standard.start", "operation_started", 1),
+        ("web_3", "Standard.start", "operation_succeeded", 1),
+        ("web_3", "Standard.start@2", "operation_started", 1),  # running: the same operation again
+        ("web_4", "Configure.add_target->web_1", "operation_started", 1),
+        ("web_4", "Configure.add_target->web_1", "operation_succeeded", 1),
+        ("web_4", "Configure.add_target->web_2", "operation_started", 1),  # running: another target
+        ("web_5", "Standard.stop", "operation_started", 1),
+        ("web_5", "Standard.stop", "operation_cancelled", 1),
+    ]
+    events = [
+        NewEvent(
+            key=f"{n}:{typ}",
+            deployment_id="d1",
+            message=f"{instance} {task} {typ}",
+            type=typ,
+            execution_id="d1:1",
+            node_instance_id=instance,
+            operation=task.split("@")[0].split("->")[0],
+            attempt=attempt,
+            data={"task": task},
+        )
+        for n, (instance, task, typ, attempt) in enumerate(steps)
+    ]
+    backend.add_events(events)
+    backend.add_event(  # another execution's start is not this one's
+        "other",
+        "d1",
+        "elsewhere",
+        type="operation_started",
+        execution_id="d1:2",
+        node_instance_id="web_5",
+        operation="Standard.stop",
+        attempt=1,
+        data={"task": "Standard.stop"},
+    )
+    running = backend.running_operations("d1:1")
+    assert [(e.node_instance_id, e.data["task"], e.attempt) for e in running] == [
+        ("web_1", "Standard.configure", 1),
+        ("web_2", "Standard.create", 2),
+        ("web_3", "Standard.start@2", 1),
+        ("web_4", "Configure.add_target->web_2", 1),
+    ]
+    assert backend.running_operations("d1:9") == []
+
+
 def test_secrets_are_encrypted_at_rest(backend: Store) -> None:
     backend.put_secret("token", "s3cret")
     backend.put_secret("token", "s3cret-2")
