@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from tempano.api.blueprint_commands import blueprints, own_files  # local validate/plan (the compiler's)
 from tempano.api.inputs_file import read_inputs_file
 from tempano.api.settings import Settings, read_token_file
+from tempano.blueprints import yaml_problem
 
 TERMINAL = {"succeeded", "failed", "cancelled", "terminated"}
 
@@ -130,20 +131,12 @@ def _inputs(
 
 
 def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
-    """PyYAML's error in one line, its place given in ``text`` (PyYAML's own takes several lines)."""
-
-    def place(line: int, column: int) -> str:
-        return f"column {column + 1}" if line == 0 else f"line {line + 1}, column {column + 1}"
-
-    if isinstance(error, yaml.MarkedYAMLError):
-        problem = error.problem or error.context or "invalid YAML"
-        mark = error.problem_mark or error.context_mark
-        return f"{problem} at {place(mark.line, mark.column)}" if mark else problem
-    if isinstance(error, yaml.reader.ReaderError):  # a control character: a position, no line or column
-        line_start = text.rfind("\n", 0, error.position) + 1
-        where = place(text.count("\n", 0, error.position), error.position - line_start)
-        return f"character #x{error.character:04x} at {where} is not allowed"
-    return " ".join(str(error).split())
+    """PyYAML's error in one line, its place given in ``text`` (a column alone when the text is one line)."""
+    found = yaml_problem(error, text)
+    if not found.line:
+        return found.problem
+    where = f"column {found.column}" if found.line == 1 else f"line {found.line}, column {found.column}"
+    return f"{found.problem} at {where}"
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:

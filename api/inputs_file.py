@@ -14,6 +14,8 @@ from typing import Any
 import click
 import yaml
 
+from tempano.blueprints import yaml_problem
+
 __all__ = ["read_inputs_file"]
 
 _CORE = "tag:yaml.org,2002:"  # the prefix of the tags YAML gives its own types
@@ -48,15 +50,10 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
         ) from None
     try:
         data = _load(path, text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = e.problem or e.context or "invalid YAML"
-        raise click.ClickException(f"{where}: not valid YAML ({problem}); fix the YAML at this place") from None
-    except yaml.reader.ReaderError as e:  # a control character: no line or column, a position
-        raise click.ClickException(
-            f"{path}: not valid YAML (character #x{e.character:04x} at position {e.position} is not allowed); remove it"
-        ) from None
+    except yaml.YAMLError as e:
+        found = yaml_problem(e, text)
+        where = f"{path}:{found.line}:{found.column}" if found.line else str(path)
+        raise click.ClickException(f"{where}: not valid YAML ({found.problem}); fix the YAML at this place") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
     from tempano.blueprints._files import blueprint_files
     from tempano.blueprints._inputs import bind_inputs
+    from tempano.blueprints._yaml import YamlProblem, yaml_problem
 
 _COMPILER = {
     "compile": "_api",
@@ -55,6 +56,8 @@ _COMPILER = {
     "InputError": "_errors",
     "blueprint_files": "_files",
     "bind_inputs": "_inputs",
+    "YamlProblem": "_yaml",
+    "yaml_problem": "_yaml",
 }
 
 
@@ -94,6 +97,7 @@ __all__ = [
     "ScalingGroup",
     "Step",
     "WorkflowGraph",
+    "YamlProblem",
     "bind_inputs",
     "blueprint_files",
     "compile",
@@ -102,4 +106,5 @@ __all__ = [
     "install_waves",
     "load",
     "plan_to_dot",
+    "yaml_problem",
 ]

@@ -16,6 +16,32 @@ from tempano.blueprints._errors import BlueprintLoadError, ErrorDetail
 
 Path_ = tuple[str | int, ...]
 
+
+@dataclass(frozen=True)
+class YamlProblem:
+    """What PyYAML found wrong, in one line, and where (1-based; 0 when it gives no place)."""
+
+    problem: str
+    line: int = 0
+    column: int = 0
+
+
+def yaml_problem(error: yaml.YAMLError, text: str) -> YamlProblem:
+    """PyYAML's error (several lines, with a place in its own words) as one line and a place in ``text``."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        return YamlProblem(problem, mark.line + 1, mark.column + 1) if mark else YamlProblem(problem)
+    if isinstance(error, yaml.reader.ReaderError):  # a control character: a position, no line or column
+        line_start = text.rfind("\n", 0, error.position) + 1
+        return YamlProblem(
+            f"character #x{error.character:04x} is not allowed",
+            text.count("\n", 0, error.position) + 1,
+            error.position - line_start + 1,
+        )
+    return YamlProblem(" ".join(str(error).split()))
+
+
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -107,15 +133,15 @@ def load_yaml_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> Yam
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise BlueprintLoadError(
-            [ErrorDetail(f"YAML syntax error: {problem}; fix the YAML at this place", file, line, column)]
-        ) from None
     except yaml.YAMLError as exc:
-        raise BlueprintLoadError([ErrorDetail(f"YAML error: {exc}", file)]) from None
+        found = yaml_problem(exc, text)
+        raise BlueprintLoadError(
+            [
+                ErrorDetail(
+                    f"YAML syntax error: {found.problem}; fix the YAML at this place", file, found.line, found.column
+                )
+            ]
+        ) from None
     finally:
         loader.dispose()
     positions = PositionMap(file)

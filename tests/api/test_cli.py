@@ -122,7 +122,7 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         "valid YAML (mapping values are not allowed here at line 2, column 4); fix it, or pass it as a string with "
         "-p 'y=\"a\\n  b: [\"'",
         ("deployments", "create", "x", "-b", "y", "-i", "x=\x01"): "input 'x': '\\x01' is not valid YAML (character "
-        "#x0001 at column 1 is not allowed); fix it, or pass it as a string with -i 'x=\"\\x01\"'",
+        "#x0001 is not allowed at column 1); fix it, or pass it as a string with -i 'x=\"\\x01\"'",
         ("deployments", "create", "x", "-b", "y", "-i", "=5"): "input '=5' has no name: write NAME=VALUE",
         ("executions", "start", "install", "-d", "x", "-p", "=5"): "parameter '=5' has no name: write NAME=VALUE",
         ("deployments", "create", "x", "-b", "y", "-i", " =5"): "input ' =5' has no name: write NAME=VALUE",
@@ -154,8 +154,8 @@ async def test_bad_inputs_and_settings_are_sentences_not_tracebacks(tmp_path: Pa
         files["binary.yaml"]: f"cannot read {files['binary.yaml']}: it is not UTF-8 text (byte 0); save it as UTF-8",
         files["list.yaml"]: f"{files['list.yaml']} holds a list, not a mapping of names to values: write one "
         "`name: value` per line",
-        files["control.yaml"]: f"{files['control.yaml']}: not valid YAML (character #x0001 at position 3 is not "
-        "allowed); remove it",
+        files["control.yaml"]: f"{files['control.yaml']}:1:4: not valid YAML (character #x0001 is not allowed); fix "
+        "the YAML at this place",
         files["number-key.yaml"]: f"{files['number-key.yaml']}:2:1: the key `1` is an integer, not a name; quote it "
         '("1") to make it one',
         files["boolean-key.yaml"]: f"{files['boolean-key.yaml']}:1:8: the key `true` is a boolean, not a name; quote "

@@ -52,6 +52,12 @@ def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
     assert line.startswith(f"{path}:4:1: YAML syntax error: did not find expected ',' or ']'")
 
 
+def test_a_control_character_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, "description: a\x07b\n")
+    (line,) = errors_of(path)
+    assert line == f"{path}:2:15: YAML syntax error: character #x0007 is not allowed; fix the YAML at this place"
+
+
 def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for level in range(1, 9):
