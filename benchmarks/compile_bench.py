@@ -10,6 +10,7 @@ fan-out of connections, with get_input, get_property (SELF, HOST, named), concat
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -179,9 +180,15 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--baseline-one":
         print(json.dumps(baseline(int(sys.argv[2]))))
         return
-    if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "sizes", nargs="*", type=int, help=f"nodes per blueprint (default: {' '.join(map(str, SIZES))})"
+    )
+    parser.add_argument("--baseline", action="store_true", help="tosca-parser alone, for comparison")
+    options = parser.parse_args()
+    if options.baseline:
         print(f"{'nodes':>6} {'tosca-parser alone s':>21} {'peak MB':>8}   (wall, CPU in parentheses)")
-        for n in [int(a) for a in sys.argv[2:]] or list(SIZES):
+        for n in options.sizes or list(SIZES):
             out = subprocess.run(
                 [sys.executable, __file__, "--baseline-one", str(n)],
                 capture_output=True,
@@ -191,7 +198,7 @@ def main() -> None:
             r = json.loads(out.strip().splitlines()[-1])
             print(f"{r['nodes']:>6} {_cell(r, 'total', 21)} {r['peak_rss_mb']:>8.0f}")
         return
-    sizes = [int(a) for a in sys.argv[1:]] or list(SIZES)
+    sizes = options.sizes or list(SIZES)
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"load average {load} on {os.cpu_count()} CPUs; wall seconds, CPU seconds in parentheses")

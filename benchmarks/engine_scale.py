@@ -22,6 +22,7 @@ The dev server, worker and store are started here on free ports in a temporary d
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -265,10 +266,14 @@ async def main(sizes: list[int], critical_path: int) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    repeat = int(args[args.index("--repeat") + 1]) if "--repeat" in args else 3
-    only_scale = "--no-critical-path" in args
-    sizes = [a for i, a in enumerate(args) if a.isdigit() and (i == 0 or args[i - 1] != "--repeat")]
-    chosen = [int(a) for a in sizes] or ([] if "--critical-path" in args else [100, 1000, 10000])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sizes", nargs="*", type=int, help="instances per scale install (default: 100 1000 10000)")
+    parser.add_argument("--critical-path", action="store_true", help="the critical path alone, unless sizes are given")
+    parser.add_argument("--no-critical-path", action="store_true", help="the scale installs alone")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="critical-path runs (default: 3)")
+    options = parser.parse_args()
+    chosen = options.sizes or ([] if options.critical_path else [100, 1000, 10000])
     with exit_on_up_error("engine_scale"):
-        asyncio.run(main(chosen, critical_path=0 if only_scale else repeat))
+        asyncio.run(main(chosen, critical_path=0 if options.no_critical_path else options.repeat))

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import _cli  # benchmarks/_cli.py: the script's directory is on the path
 
 from tempano.plugins.ansible import plugin as ansible
 from tempano.plugins.lab.testing import lab_deployment
@@ -96,7 +97,7 @@ def one_round(figures: dict[str, list[float]]) -> None:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    rounds = _cli.rounds(__doc__, 3)
     os.environ["TEMPANO_LAB_DIR"] = tempfile.mkdtemp(prefix="tempano-bench-")
     figures: dict[str, list[float]] = defaultdict(list)
     totals = []

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -26,6 +25,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import _cli  # benchmarks/_cli.py: the script's directory is on the path
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
@@ -97,5 +98,6 @@ async def main(repeats: int) -> None:
 
 
 if __name__ == "__main__":
+    count = _cli.rounds(__doc__, 3)
     with exit_on_up_error("openstack_install"):
-        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))
+        asyncio.run(main(count))

@@ -23,6 +23,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import _cli  # benchmarks/_cli.py: the script's directory is on the path
+
 from tempano.api.service import ServiceError, Tempano
 from tempano.api.settings import Settings
 from tempano.api.up import connect_when_ready, exit_on_up_error, throwaway_dev_server
@@ -141,7 +143,7 @@ async def run(rounds: int, address: str, server: subprocess.Popen[bytes]) -> dic
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("the vFW benchmark runs on the lab VIM: run it as root")
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    rounds = _cli.rounds(__doc__, 1)
     tmp = Path(tempfile.mkdtemp(prefix="tempano-bench-"))
     os.environ["TEMPANO_LAB_DIR"] = str(tmp / "lab")
     try:
