@@ -35,7 +35,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
 from temporalio.client import Client
 
 from tempano.api.service import Tempano
@@ -106,6 +106,10 @@ class Counted:
     sizes: list[int] = field(default_factory=list)
     activities: int = 0
     workflow_tasks: int = 0
+    slowest_task: float = 0.0
+    """Seconds from a workflow task's start to its completion, the longest of any run (Temporal's timeout: 10 s)."""
+    lost_tasks: list[str] = field(default_factory=list)
+    """Workflow tasks that timed out or failed (each one redone by the worker), with the run and the reason."""
 
 
 async def histories(client: Client, deployment_id: str) -> Counted:
@@ -114,11 +118,24 @@ async def histories(client: Client, deployment_id: str) -> Counted:
     async for wf in client.list_workflows(f"WorkflowId STARTS_WITH 'dep:{deployment_id}:'"):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         counted.sizes.append(len(history.events))
+        started: dict[int, float] = {}
         for e in history.events:
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 counted.activities += 1
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                started[e.event_id] = e.event_time.ToMicroseconds() / 1e6
             elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 counted.workflow_tasks += 1
+                began = started.get(e.workflow_task_completed_event_attributes.started_event_id)
+                if began is not None:
+                    counted.slowest_task = max(counted.slowest_task, e.event_time.ToMicroseconds() / 1e6 - began)
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                timeout = e.workflow_task_timed_out_event_attributes.timeout_type
+                counted.lost_tasks.append(f"{wf.id}: workflow task timed out ({TimeoutType.Name(timeout)})")
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failed = e.workflow_task_failed_event_attributes
+                cause = WorkflowTaskFailedCause.Name(failed.cause)
+                counted.lost_tasks.append(f"{wf.id}: workflow task failed ({cause}: {failed.failure.message[:200]})")
     return counted
 
 
@@ -232,7 +249,8 @@ async def main(sizes: list[int], critical_path: int) -> None:
             ratios: list[float] = []
             print(
                 f"{'instances':>10} {'install s':>10} {'inst/s':>7} {'worker cpu s':>13} {'server cpu s':>13} "
-                f"{'runs':>5} {'events/inst':>12} {'acts/inst':>10} {'wf tasks':>9} {'largest run':>12} {'steal':>6}"
+                f"{'runs':>5} {'events/inst':>12} {'acts/inst':>10} {'wf tasks':>9} {'slowest wft s':>14} "
+                f"{'lost wft':>9} {'largest run':>12} {'steal':>6}"
             )
             for size in sizes:
                 name = f"scale-{size}"
@@ -241,9 +259,11 @@ async def main(sizes: list[int], critical_path: int) -> None:
                 print(
                     f"{size:>10} {m.wall:>10.1f} {size / m.wall:>7.0f} {m.worker_cpu:>13.1f} {m.server_cpu:>13.1f} "
                     f"{len(c.sizes):>5} {sum(c.sizes) / size:>12.1f} {c.activities / size:>10.2f} "
-                    f"{c.workflow_tasks:>9} {max(c.sizes):>12} {m.steal:>6.0%}",
+                    f"{c.workflow_tasks:>9} {c.slowest_task:>14.2f} {len(c.lost_tasks):>9} {max(c.sizes):>12} {m.steal:>6.0%}",
                     flush=True,
                 )
+                for lost in c.lost_tasks:
+                    print(f"  {lost}")
             for run in range(1, critical_path + 1):
                 name = f"critical-path-{run}"
                 m = await install(tempano, server, name, critical_path_blueprint(), timeout=600)
