@@ -105,27 +105,22 @@ class _Chain:
 
     instances: dict[str, NodeInstanceRecord]
     written: set[str] = field(default_factory=set)
-    current: ActivityContext | None = None
-    last: ActivityContext | None = None
+    operation: ActivityContext | None = None
+    """The operation the chain beats for: the one running, else the last one (between two operations, a bare
+    heartbeat would erase the details its retry adopts from, while its end is not written yet)."""
     unwritten: Callable[[Writes], None] | None = None
     unwritten_id: str | None = None
     first: bool = True
 
     @contextmanager
     def running(self, ctx: ActivityContext) -> Iterator[None]:
-        self.current = self.last = ctx
-        try:
-            yield
-        finally:
-            self.current = None
+        self.operation = ctx
+        yield
 
     def beat(self) -> None:
-        """The chain's heartbeat: the running operation's (with its details and cancellation); between two
-        operations, the last one's again (a bare heartbeat would erase the details that its retry adopts from, while
-        its end is not written yet)."""
-        ctx = self.current or self.last
-        if ctx is not None:
-            ctx.heartbeat()
+        """The chain's heartbeat: its operation's (with its details and cancellation), else a bare one."""
+        if self.operation is not None:
+            self.operation.heartbeat()
         else:
             activity.heartbeat()
 
@@ -692,7 +687,7 @@ class EngineActivities:
         if input.deployment_status:
             self.store.set_deployment_status(input.deployment_id, input.deployment_status)
         elif input.workflow == "rollback" and input.status == "succeeded":
-            self._status_after_rollback(input.deployment_id)
+            self.store.created_again_if_nothing_installed(input.deployment_id)
         message = input.message or f"execution {input.execution_id} ({input.workflow}) {input.status}" + (
             f": {input.error}" if input.error else ""
         )
@@ -704,15 +699,6 @@ class EngineActivities:
             level="error" if input.status == "failed" else "info",
             execution_id=input.execution_id,
         )
-
-    def _status_after_rollback(self, deployment_id: str) -> None:
-        """A failed or cancelled install, uninstall or reinstall, rolled back, leaves nothing installed: the
-        deployment reads `created` again (install it anew) once none of its instances is beyond `uninitialized`.
-        Anything else rolled back (a scale-out, a heal) keeps the status it had."""
-        if self.store.get_deployment(deployment_id).status not in ("failed", "cancelled"):
-            return
-        if {i.state for i in self.store.node_instances(deployment_id)} <= {"uninitialized", "deleted"}:
-            self.store.set_deployment_status(deployment_id, "created")
 
     @activity.defn(name="log_event")
     @_heartbeating

@@ -93,14 +93,18 @@ def _refuse_keys_that_are_not_names(path: Path, text: str, mapping: yaml.Mapping
         kind = key.tag.removeprefix(_CORE)
         if kind == "str" and not str(key.value).strip():
             raise click.ClickException(
-                f"{path}:{key.start_mark.line + 1}:{key.start_mark.column + 1}: a key is "
-                f"{'empty' if not key.value else 'only blanks'}; write a name there"
+                f"{_at(path, key)}: a key is {'empty' if not key.value else 'only blanks'}; write a name there"
             )
         if kind == key.tag or kind in ("str", "merge"):  # a local tag (`!x`) is the constructor's to refuse
             continue
         written = " ".join(text[key.start_mark.index : key.end_mark.index].split())
         raise click.ClickException(
-            f"{path}:{key.start_mark.line + 1}:{key.start_mark.column + 1}: the key `{written}` is "
+            f"{_at(path, key)}: the key `{written}` is "
             f"{_KINDS.get(kind, f'a {kind}')}, not a name; quote it ({json.dumps(written, ensure_ascii=False)}) "
             "to make it one"
         )
+
+
+def _at(path: Path, node: yaml.Node) -> str:
+    """Where a node starts: ``file:line:column``."""
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"

@@ -356,6 +356,25 @@ class Store(ApiQueries):
                 .values(status=status, updated_at=_now())
             )
 
+    def created_again_if_nothing_installed(self, deployment_id: str) -> None:
+        """A failed or cancelled deployment none of whose instances is beyond ``uninitialized`` (a rollback removed
+        what its install, uninstall or reinstall made) reads ``created`` again: install it anew. Any other status
+        (a rolled back scale-out or heal leaves an installed deployment) stays. One statement: the instances it
+        looks at cannot change between its look and its write."""
+        installed = select(_NI.c.id).where(
+            _NI.c.deployment_id == deployment_id, _NI.c.state.not_in(("uninitialized", "deleted"))
+        )
+        with self._begin() as conn:
+            conn.execute(
+                update(s.deployments)
+                .where(
+                    s.deployments.c.id == deployment_id,
+                    s.deployments.c.status.in_(("failed", "cancelled")),
+                    ~installed.exists(),
+                )
+                .values(status="created", updated_at=_now())
+            )
+
     def delete_deployment(self, deployment_id: str) -> None:
         """Deletes the deployment and everything recorded about it (the caller checks it is uninstalled)."""
         with self._begin() as conn:

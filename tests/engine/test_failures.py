@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tempano.api.service import Tempano
-from tempano.store import EventRecord
+from tempano.store import EventRecord, ExecutionRecord
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -135,6 +136,21 @@ async def test_events_stream_live_until_the_end(engine: Tempano, create: Create,
     assert {e.operation for e in succeeded} >= {"Standard.create", "Standard.configure", "Standard.start"}
 
 
+async def install_text(engine: Tempano, tmp_path: Path, name: str, text: str) -> ExecutionRecord:
+    """Uploads ``text`` as blueprint ``name``, creates deployment ``<name>-1`` of it and runs its install."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    engine.upload_blueprint(name, path)
+    await engine.create_deployment(f"{name}-1", name)
+    return await engine.run(f"{name}-1", "install", timeout=120)
+
+
+def starts(engine: Tempano, execution: ExecutionRecord) -> list[tuple[str | None, int | None]]:
+    """(operation, attempt) of each operation an execution started, in order."""
+    events = engine.store.events(execution.deployment_id, execution_id=execution.id)
+    return [(e.operation, e.attempt) for e in events if e.type == "operation_started"]
+
+
 CHAIN = """tosca_definitions_version: tosca_simple_yaml_1_3
 topology_template:
   node_templates:
@@ -155,19 +171,14 @@ async def test_an_operation_inside_an_instance_chain_keeps_its_own_timeout_and_a
 ) -> None:
     """An instance's create, configure and start run in one activity; configure still times out after its own
     1 s (not the chain's), is retried once as its policy says, and start never runs."""
-    path = tmp_path / "chain.yaml"
-    path.write_text(CHAIN)
-    engine.upload_blueprint("chain-timeout", path)
-    await engine.create_deployment("chain-timeout-1", "chain-timeout")
     loop = asyncio.get_running_loop()
     began = loop.time()
-    execution = await engine.run("chain-timeout-1", "install", timeout=120)
+    execution = await install_text(engine, tmp_path, "chain-timeout", CHAIN)
     assert execution.status == "failed"
     assert loop.time() - began < 60
     assert "box_1 (node box) Standard.configure failed on attempt 2/2: no result within 1s" in (execution.error or "")
+    assert starts(engine, execution) == [("Standard.create", 1), ("Standard.configure", 1), ("Standard.configure", 2)]
     events = engine.store.events("chain-timeout-1", execution_id=execution.id)
-    started = [(e.operation, e.attempt) for e in events if e.type == "operation_started"]
-    assert started == [("Standard.create", 1), ("Standard.configure", 1), ("Standard.configure", 2)]
     failed = [e.message for e in events if e.type == "operation_failed"]
     assert len(failed) == 2 and failed[0].endswith("(will retry)")
     assert engine.store.node_instance("chain-timeout-1", "box_1").state == "error"
@@ -194,15 +205,9 @@ async def test_a_chain_of_short_operations_longer_than_its_heartbeat_timeout_kee
     """Each operation is shorter than the heartbeat interval, their chain is longer than the heartbeat timeout: the
     activity still beats (it used to restart its interval at each operation and send none), so Temporal does not
     take the worker for dead and the install succeeds on first attempts."""
-    path = tmp_path / "short.yaml"
-    path.write_text(SHORT_STEPS)
-    engine.upload_blueprint("short-steps", path)
-    await engine.create_deployment("short-steps-1", "short-steps")
-    execution = await engine.run("short-steps-1", "install", timeout=120)
+    execution = await install_text(engine, tmp_path, "short-steps", SHORT_STEPS)
     assert execution.status == "succeeded", execution.error
-    events = engine.store.events("short-steps-1", execution_id=execution.id)
-    started = [(e.operation, e.attempt) for e in events if e.type == "operation_started"]
-    assert started == [("Standard.create", 1), ("Standard.configure", 1), ("Standard.start", 1)]
+    assert starts(engine, execution) == [("Standard.create", 1), ("Standard.configure", 1), ("Standard.start", 1)]
 
 
 WRITES = """tosca_definitions_version: tosca_simple_yaml_1_3
@@ -236,11 +241,7 @@ async def test_a_chain_s_operations_see_each_other_s_writes_and_a_failure_keeps_
     """In a chain, an operation's end is written together with the next one's start: configure still reads the
     attribute create wrote; when start cannot begin, create's and configure's ends are in the store before its
     failure, and a resumption does not run them again."""
-    path = tmp_path / "writes.yaml"
-    path.write_text(WRITES)
-    engine.upload_blueprint("chain-writes", path)
-    await engine.create_deployment("chain-writes-1", "chain-writes")
-    execution = await engine.run("chain-writes-1", "install", timeout=120)
+    execution = await install_text(engine, tmp_path, "chain-writes", WRITES)
     assert execution.status == "failed"
     assert "box_1 (node box) Standard.start: token: '8080' split on ':' has no token 5" in (execution.error or "")
     box = engine.store.node_instance("chain-writes-1", "box_1")

@@ -170,6 +170,21 @@ def test_node_instances_states_removal_and_merges(backend: Store) -> None:
         backend.merge_attributes("d1", "web_9", {"a": 1})
 
 
+def test_a_failed_deployment_with_nothing_installed_reads_created_again(backend: Store) -> None:
+    _deployment(backend)  # web_1..web_3, uninitialized
+    backend.set_deployment_status("d1", "failed")
+    backend.set_states("d1", ["web_1"], "started")
+    backend.created_again_if_nothing_installed("d1")
+    assert backend.get_deployment("d1").status == "failed"  # web_1 is still installed
+    backend.set_states("d1", ["web_1"], "uninitialized")
+    backend.set_states("d1", ["web_2"], "deleted")
+    backend.created_again_if_nothing_installed("d1")
+    assert backend.get_deployment("d1").status == "created"
+    backend.set_deployment_status("d1", "installed")  # only a failed or cancelled status changes
+    backend.created_again_if_nothing_installed("d1")
+    assert backend.get_deployment("d1").status == "installed"
+
+
 def test_a_deleted_instance_keeps_no_attributes(backend: Store) -> None:
     """Whichever write makes an instance "deleted" (a step's final state, a delete operation's end, scale-in's
     removal), its attributes and outputs go with it: a reinstall starts afresh. Other states keep them."""
