@@ -675,7 +675,9 @@ class EngineActivities:
     @activity.defn(name="execution_status")
     @_heartbeating
     def execution_status(self, input: ExecutionStatusInput) -> None:
-        self.store.set_execution_status(input.execution_id, input.status, error=input.error)
+        # The execution's own status is written last: whoever waits for it to end (the API, the CLI) then reads
+        # instances, deployment status and the event already settled. Written first, a terminated execution read
+        # as ended while its instances were still 'configuring' and its deployment still 'installing'.
         if input.settle:
             busy = [
                 i.id
@@ -699,6 +701,7 @@ class EngineActivities:
             level="error" if input.status == "failed" else "info",
             execution_id=input.execution_id,
         )
+        self.store.set_execution_status(input.execution_id, input.status, error=input.error)
 
     @activity.defn(name="log_event")
     @_heartbeating

@@ -104,10 +104,22 @@ def temporal_command(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (for the dev servers of tests, benchmarks and the replay recorder)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now (for the dev servers of tests, benchmarks and the replay recorder), kept from
+    the kernel's next picks for a minute. A port merely bound and closed goes back into the pool at once, and the
+    dev server picks its own internal ports from that pool: it took the web UI port given to it, and then could
+    not bind it ("address already in use"). A connection closed from the listening side leaves the port in
+    TIME_WAIT, which the kernel skips when it picks a port, while a server binding it by number with SO_REUSEADDR
+    (Go's default, uvicorn's, PostgreSQL's) still can."""
+    with socket.socket() as listener:
+        # (a TIME_WAIT port is open to an explicit bind only if its own socket had SO_REUSEADDR too)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection((host, port)):
+            accepted, _ = listener.accept()
+            accepted.close()
+    return port
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 15.0, *, group: bool = False) -> None:

@@ -193,7 +193,7 @@ topology_template:
         Standard:
           create: &short
             implementation: builtin.sleep
-            inputs: { seconds: 1.6, tempano_heartbeat_timeout: 3, tempano_retry: { max_attempts: 1 } }
+            inputs: { seconds: 1.9, tempano_heartbeat_timeout: 4.5, tempano_retry: { max_attempts: 1 } }
           configure: *short
           start: *short
 """

@@ -62,12 +62,15 @@ def load(name: str) -> WorkflowHistory:
 
 
 def replayer() -> Replayer:
-    """The worker's workflows, data converter and sandbox (api/worker.py)."""
+    """The worker's workflows, data converter and sandbox (api/worker.py). Without the 2 s deadlock detection:
+    replay checks what the code decides, not how fast it does so, and on a loaded CI machine an activation that
+    schedules a hundred operations once took longer ("Potential deadlock detected")."""
     registry.load_custom_workflows()
     return Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(pydantic_data_converter),
+        debug_mode=True,
     )
 
 
