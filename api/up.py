@@ -273,8 +273,9 @@ class Stack:
                 temporal_ok,
                 60,
             ),
-            Service("worker", [py, "-m", "tempano.api.cli", "worker"], worker_ok, 60),
-            Service("API", [py, "-m", "tempano.api.cli", "api"], api_ok, 60),
+            # A worker or API imports for seconds, a minute on a loaded machine; one that exits is seen at once.
+            Service("worker", [py, "-m", "tempano.api.cli", "worker"], worker_ok, 180),
+            Service("API", [py, "-m", "tempano.api.cli", "api"], api_ok, 180),
         ]
 
     def start(self) -> None:

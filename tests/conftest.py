@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -63,6 +66,25 @@ class DevServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+
+
+async def worker_polling(
+    address: str, task_queue: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 240.0
+) -> None:
+    """Until a worker process polls ``task_queue``. It spends seconds importing, a minute or more on a loaded
+    machine, and an execution asked for before it polls is refused when the API's 60 s update timeout passes."""
+    client = await Client.connect(address)
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (await client.workflow_service.describe_task_queue(request)).pollers:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        assert proc.poll() is None, f"the worker exited with code {proc.returncode}:\n{tail}"
+        assert asyncio.get_running_loop().time() < deadline, f"no worker polled {task_queue} in {timeout:.0f}s:\n{tail}"
+        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

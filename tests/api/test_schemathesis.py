@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from tempano.api.up import UpError, free_port, stop_process, wait_for
+from tests.conftest import DevServer, worker_polling
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "blueprints" / "examples" / "hello" / "hello.yaml"
@@ -24,14 +26,14 @@ MIN_REQUESTS = 1000
 
 
 @pytest.fixture
-def served(dev_server: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def served(dev_server: DevServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`tempano worker` and `tempano api` as processes on a fresh task queue; yields (url, admin token)."""
     token = "adm-" + secrets.token_urlsafe(24)
     port = free_port()
     env = {
         **os.environ,
         "TEMPANO_DATA_DIR": str(tmp_path / "data"),
-        "TEMPANO_TEMPORAL_ADDRESS": dev_server.address,  # type: ignore[attr-defined]
+        "TEMPANO_TEMPORAL_ADDRESS": dev_server.address,
         "TEMPANO_TASK_QUEUE": f"tq-{uuid.uuid4().hex[:12]}",
         "TEMPANO_API_PORT": str(port),
         "TEMPANO_ADMIN_TOKEN": token,
@@ -45,9 +47,12 @@ def served(dev_server: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
     url = f"http://127.0.0.1:{port}"
     try:
         try:
-            wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "the API", 60, procs[1])
+            # (minutes on a loaded machine: both processes import for seconds)
+            wait_for(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, "the API", 240, procs[1])
         except UpError as e:
             pytest.fail(f"{e}: {(tmp_path / 'api.log').read_text()}")
+        queue = env["TEMPANO_TASK_QUEUE"]
+        asyncio.run(worker_polling(dev_server.address, queue, procs[0], tmp_path / "worker.log"))
         yield url, token
     finally:
         for proc in procs:

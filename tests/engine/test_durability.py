@@ -33,6 +33,7 @@ from tempano.api.up import stop_process
 from tempano.blueprints import compile, load
 from tempano.store import Store
 from tempano.workflows.models import ExecutionRef
+from tests.conftest import worker_polling
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "durability" / "worker.py"
@@ -71,6 +72,7 @@ class WorkerProcess:
             str(records),
             "--standby",
         ]
+        self.address, self.task_queue = settings.temporal_address, settings.task_queue
         self.standby = standby
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -93,6 +95,11 @@ class WorkerProcess:
         self.starts += 1
         self.note(f"worker {proc.pid} started")
         self.spare = self._spawn() if self.standby else None
+
+    async def polling(self) -> None:
+        """Until the worker started last polls (the first one is still importing when started)."""
+        assert self.proc is not None
+        await worker_polling(self.address, self.task_queue, self.proc, self.log)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -172,6 +179,7 @@ async def test_worker_sigkilled_during_installs(client: Client, settings: Settin
     tempano = Tempano(settings, client, store)
     worker = WorkerProcess(settings, records, tmp_path / "worker.log")
     worker.start()
+    await worker.polling()
     kills = creates = adopted = retried = 0
     hits: Counter[str] = Counter()  # kills each execution lived through
 
@@ -276,6 +284,7 @@ async def test_dev_server_killed_and_restarted_mid_install(own_dev_server: Any, 
     tempano = Tempano(settings, client, store)
     worker = WorkerProcess(settings, records, tmp_path / "worker.log", standby=False)
     worker.start()
+    await worker.polling()
     try:
         await tempano.create_deployment("restart-1", "crash50")
         ref = await tempano.start_execution("restart-1", "install")

@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from tempano.api.service import Tempano
@@ -28,6 +25,7 @@ from tempano.plugins import load_plugins
 from tempano.plugins.openstack import plugin
 from tempano.plugins.openstack.testing import OpenStackEmulator, write_clouds_yaml
 from tempano.store import Store
+from tests.conftest import worker_polling
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[2] / "blueprints" / "examples" / "openstack"
@@ -361,21 +359,6 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-async def wait_polling(client: Client, task_queue: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Until a worker polls ``task_queue``. A worker process spends seconds importing (a minute on a loaded
-    machine), and an execution requested before it polls is refused once the API's 60 s update timeout passes."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    deadline = time.monotonic() + 240
-    while not (await client.workflow_service.describe_task_queue(request)).pollers:
-        assert proc.poll() is None, f"the worker died:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"the worker never polled {task_queue}:\n{log.read_text()[-3000:]}"
-        await asyncio.sleep(0.2)
-
-
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -397,7 +380,7 @@ async def test_worker_killed_while_server_builds_adopts_the_same_server(
     log = tmp_path / "worker.log"
     workers = [start_worker(settings, log)]
     try:
-        await wait_polling(client, settings.task_queue, workers[0], log)
+        await worker_polling(settings.temporal_address, settings.task_queue, workers[0], log)
         t0 = time.monotonic()
         ref = await tempano.start_execution("os-kill", "install")
         deadline = time.monotonic() + 120
