@@ -107,8 +107,12 @@ def build_worker(
     task_queue: str,
     plugins: PluginRegistry | None = None,
     threads: int = 64,
+    sticky_timeout: timedelta = timedelta(seconds=10),
 ) -> tuple[Worker, ThreadPoolExecutor]:
-    """A worker for tempano's workflows and activities (it tunes the process for them: see below)."""
+    """A worker for tempano's workflows and activities (it tunes the process for them: see below).
+    ``sticky_timeout``: how long a workflow's next task waits for this worker, which has its history cached,
+    before any worker takes it (and replays the history). After a crash each running workflow waits that long
+    once: the crash test, which kills workers a dozen times, waits less."""
     # A step starts dozens of operations at once, and their threads (store reads and writes, which release the
     # GIL around every SQLite call) compete with the event loop that dispatches the next ones and with the
     # workflow thread. At Python's default of 5 ms, each thread coming back from SQLite waited up to 5 ms for
@@ -136,6 +140,7 @@ def build_worker(
         # leaves 1 s for a busy loop or network before Temporal declares the operation's worker dead. At most 2 s
         # apart, a cancel arrives within about 2 s and a 5 s timeout has 3 s to spare.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
+        sticky_queue_schedule_to_start_timeout=sticky_timeout,
         workflow_runner=workflow_runner(client.data_converter),
     )
     _start_threads(pool, threads + local)

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,11 @@ async def serve(address: str, task_queue: str, store_url: str, records_path: str
     store = Store(store_url)
     store.create_schema()
     plugins = PluginRegistry([builtin.plugin, make_plugin(records_path)])
-    worker, pool = build_worker(client, store, task_queue=task_queue, plugins=plugins, threads=threads)
+    # A killed worker's workflows wait on its sticky queue before another worker takes them: 10 s by default, a
+    # dozen times a test. The test is of what survives a kill, not of how soon work resumes.
+    worker, pool = build_worker(
+        client, store, task_queue=task_queue, plugins=plugins, threads=threads, sticky_timeout=timedelta(seconds=2)
+    )
     if standby and not await asyncio.to_thread(sys.stdin.readline):
         return  # the test ended without needing this worker
     logging.getLogger("tempano.worker").info("worker %d polling %s", os.getpid(), task_queue)
