@@ -3,6 +3,7 @@ and stopped cleanly on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -165,8 +166,6 @@ def throwaway_dev_server(
 async def connect_when_ready(address: str, proc: subprocess.Popen[bytes], *, timeout: float = 60.0) -> Client:
     """A client (tempano's data converter) of the dev server ``proc`` runs, once it answers health checks;
     UpError when the process exits or stays silent past ``timeout``."""
-    import asyncio
-
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -184,6 +183,23 @@ async def connect_when_ready(address: str, proc: subprocess.Popen[bytes], *, tim
                     f"the temporal dev server at {address} did not answer within {timeout:.0f}s: {e}"
                 ) from None
             await asyncio.sleep(0.3)
+
+
+async def worker_polls(address: str, namespace: str, task_queue: str) -> bool:
+    """Whether a worker polls ``task_queue`` for workflow tasks (one still importing does not): until then an
+    execution asked for waits, and the API gives up on it after its update timeout."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.client import Client
+
+    client = await Client.connect(address, namespace=namespace)
+    request = DescribeTaskQueueRequest(
+        namespace=namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    return bool((await client.workflow_service.describe_task_queue(request)).pollers)
 
 
 @dataclass
@@ -241,25 +257,9 @@ class Stack:
             return httpx.get(self.settings.ui_url, timeout=1).status_code < 500
 
         def worker_ok() -> bool:
-            out = subprocess.run(
-                [
-                    temporal,
-                    "task-queue",
-                    "describe",
-                    "--task-queue",
-                    self.settings.task_queue,
-                    "--address",
-                    self.settings.temporal_address,
-                    "--namespace",
-                    self.settings.temporal_namespace,
-                    "-o",
-                    "json",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=10,
+            return asyncio.run(
+                worker_polls(self.settings.temporal_address, self.settings.temporal_namespace, self.settings.task_queue)
             )
-            return out.returncode == 0 and '"identity"' in out.stdout
 
         def api_ok() -> bool:
             return httpx.get(f"{self.settings.api_url}/readyz", timeout=2).status_code == 200

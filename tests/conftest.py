@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tempano.api.service import Tempano
 from tempano.api.settings import Settings
-from tempano.api.up import UpError, connect_when_ready, free_port, stop_process, temporal_command
+from tempano.api.up import UpError, connect_when_ready, free_port, stop_process, temporal_command, worker_polls
 from tempano.api.worker import build_worker
 from tempano.store import Store
 
@@ -73,14 +70,8 @@ async def worker_polling(
 ) -> None:
     """Until a worker process polls ``task_queue``. It spends seconds importing, a minute or more on a loaded
     machine, and an execution asked for before it polls is refused when the API's 60 s update timeout passes."""
-    client = await Client.connect(address)
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
     deadline = asyncio.get_running_loop().time() + timeout
-    while not (await client.workflow_service.describe_task_queue(request)).pollers:
+    while not await worker_polls(address, "default", task_queue):
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         assert proc.poll() is None, f"the worker exited with code {proc.returncode}:\n{tail}"
         assert asyncio.get_running_loop().time() < deadline, f"no worker polled {task_queue} in {timeout:.0f}s:\n{tail}"
